@@ -1,0 +1,60 @@
+"""The records a source reader hands to the call builder.
+
+Readers coerce database values into these types but never judge them: a leg with a NULL
+time or a negative duration is still a leg, and the builder decides whether it makes a call
+or a skip reason. Timestamps are naive wall-clock times in ``source.timezone``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One CDR row (Asterisk ``cdr`` table, either schema; FreePBX extras optional)."""
+
+    uniqueid: str
+    linkedid: str
+    sequence: int | None
+    start: datetime | None
+    answer: datetime | None
+    end: datetime | None
+    src: str = ""
+    dst: str = ""
+    clid: str = ""
+    channel: str = ""
+    dstchannel: str = ""
+    lastapp: str = ""
+    disposition: str = ""
+    """Text as stored (``ANSWERED``) or an integer code as a string (``"8"``)."""
+    duration: int | None = None
+    billsec: int | None = None
+    recordingfile: str = ""
+    userfield: str = ""
+    did: str = ""
+    outbound_cnum: str = ""
+    tenant: str = ""
+    """Value of ``source.tenant_column`` for this row, empty when unset."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    """One row of a ``calls``-flavor log: a call already assembled by the PBX side.
+
+    Values are raw strings as stored (``None`` for NULL); the builder maps them through
+    ``[source.values]``.
+    """
+
+    id: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    direction: str | None = None
+    phone: str | None = None
+    extension: str | None = None
+    result: str | None = None
+    duration: int | None = None
+    wait: int | None = None
+    recording: str | None = None
+    tenant: str = ""

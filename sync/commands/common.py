@@ -1,0 +1,47 @@
+"""What most commands share: loading settings, logging, and opening our database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from sync import config, db, logs
+from sync.cli import CliError
+
+
+def load_settings(args: argparse.Namespace) -> config.Settings:
+    """Settings from the config file; ConfigError propagates (exit 2)."""
+    return config.load(config.resolve_path(getattr(args, "config", None)))
+
+
+def start_logging(args: argparse.Namespace, settings: config.Settings) -> Path | None:
+    level = getattr(args, "log_level", None) or settings.logging.level
+    return logs.setup(level, settings.logging, settings.secrets())
+
+
+def open_database(settings: config.Settings, *, require_head: bool = True) -> sa.Engine:
+    """Our own database, checked reachable and (by default) migrated to the newest revision."""
+    engine = db.make_engine(settings.database.url)
+    try:
+        current, head = db.revisions(engine)
+    except SQLAlchemyError as exc:
+        raise CliError(f"database {_safe_url(settings.database.url)} unreachable: {_short(exc)}")
+    if require_head and current != head:
+        raise CliError(
+            f"database {_safe_url(settings.database.url)} is at revision {current or 'none'}, "
+            f"expected {head}: run `retailcrm-sync db upgrade`"
+        )
+    return engine
+
+
+def _safe_url(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _short(exc: BaseException) -> str:
+    """First line of a driver error, without SQLAlchemy's background link."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,801 @@
+"""Configuration: one TOML file turned into immutable, typed settings.
+
+Every problem is reported as ``file: key: reason`` and makes the CLI exit 2, so an operator
+sees the typo instead of a default silently taking its place (unknown keys are errors too).
+Secrets are read from the environment or a file and wrapped in ``Secret`` so that no repr,
+log line or traceback shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sync.calls.options import BuildOptions, TenantRoute, ValueSpellings
+
+ENV_VAR = "RETAILCRM_SYNC_CONFIG"
+DEFAULT_PATH = "retailcrm-sync.toml"
+FLAVORS = ("asterisk", "freepbx", "calls")
+CALL_COLUMNS = (
+    "id",
+    "started_at",
+    "ended_at",
+    "direction",
+    "phone",
+    "extension",
+    "result",
+    "duration",
+    "wait",
+    "recording",
+    "tenant",
+)
+LEG_COLUMNS = (
+    "uniqueid",
+    "linkedid",
+    "sequence",
+    "start",
+    "answer",
+    "end",
+    "calldate",
+    "src",
+    "dst",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "disposition",
+    "duration",
+    "billsec",
+    "recordingfile",
+    "userfield",
+    "did",
+    "outbound_cnum",
+)
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+_SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^\d+\s*(seconds?|minutes?|hours?|days?|weeks?|months?)$")
+
+
+class ConfigError(Exception):
+    """One or more invalid settings; each line reads ``file: key: reason``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Secret:
+    """A value that must never be printed: repr and str show ``***``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///retailcrm-sync.db"
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    url: str
+    table: str = "cdr"
+    flavor: Literal["asterisk", "freepbx", "calls"] = "asterisk"
+    timezone: str = "UTC"
+    settle_seconds: int = 120
+    orphan_settle_seconds: int = 1800
+    lookback_hours: float = 24
+    tenant_column: str = ""
+    start_date: datetime | None = None
+    page_size: int = 5000
+    columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    values: ValueSpellings = field(default_factory=ValueSpellings)
+
+
+@dataclass(frozen=True)
+class PbxSettings:
+    country: str = "BY"
+    extension_pattern: str = r"^\d{2,5}$"
+    extension_channel_pattern: str = ""
+    trunk_channel_pattern: str = ""
+    responsible: Literal["first", "last"] = "first"
+    dial_prefixes: tuple[str, ...] = ()
+    external_id_prefix: str = ""
+    recording_url: str = ""
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    batch_size: int = 50
+    max_in_flight: int = 4
+    max_attempts: int = 10
+    lease_seconds: int = 60
+    upload_budget_seconds: float = 30.0
+    """How long one batch may spend retrying 503/timeouts before it is left for a later cycle."""
+    retry_base_seconds: int = 30
+    """First delay of a failed call; doubles per attempt up to ``retry_max_seconds``."""
+    retry_max_seconds: int = 3600
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    interval: float = 30
+    customers_interval: float = 300
+    stop_timeout: float = 30
+    keep_days: int = 30
+    jitter: float = 3
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    dir: str = "./logs"
+    level: str = "INFO"
+    rotation: str = "50 MB"
+    retention: str = "30 days"
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    name: str
+    url: str
+    api_key: Secret = field(repr=False)
+    match: str | None = None
+    integration_code: str = "asterisk"
+    integration_name: str = "Asterisk"
+    logo_url: str = ""
+    make_call_url: str = ""
+    change_user_status_url: str = ""
+    timezone: str = "UTC"
+    site: str = ""
+    create_customers: bool = False
+    rate_limit: float = 40
+    extensions: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    external_phones: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """DID -> shop code, sent as the module's ``externalPhones``."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    database: DatabaseSettings
+    source: SourceSettings
+    pbx: PbxSettings
+    sync: SyncSettings
+    daemon: DaemonSettings
+    logging: LoggingSettings
+    tenants: tuple[TenantSettings, ...]
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redaction filter."""
+        values = [t.api_key.reveal() for t in self.tenants]
+        for url in (self.database.url, self.source.url):
+            password = urlsplit(url).password
+            if password:
+                values.append(password)
+        return [v for v in values if v]
+
+    def tenant(self, name: str) -> TenantSettings:
+        for tenant in self.tenants:
+            if tenant.name == name:
+                return tenant
+        raise KeyError(name)
+
+    def build_options(self) -> BuildOptions:
+        """The call builder's view of this configuration."""
+        src, pbx = self.source, self.pbx
+        return BuildOptions(
+            country=pbx.country,
+            extension_pattern=pbx.extension_pattern,
+            extension_channel_pattern=pbx.extension_channel_pattern,
+            trunk_channel_pattern=pbx.trunk_channel_pattern,
+            responsible=pbx.responsible,
+            dial_prefixes=pbx.dial_prefixes,
+            external_id_prefix=pbx.external_id_prefix,
+            recording_url=pbx.recording_url,
+            source_timezone=src.timezone,
+            settle_seconds=src.settle_seconds,
+            orphan_settle_seconds=src.orphan_settle_seconds,
+            start_date=src.start_date,
+            tenants=tuple(
+                TenantRoute(name=t.name, match=t.match, timezone=t.timezone, site=t.site)
+                for t in self.tenants
+            ),
+            values=src.values,
+            has_ended_at="ended_at" in src.columns,
+        )
+
+
+def resolve_path(cli_path: str | None) -> Path:
+    """``--config``, else ``$RETAILCRM_SYNC_CONFIG``, else ``./retailcrm-sync.toml``."""
+    return Path(cli_path or os.environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def load(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate ``path``; raises ``ConfigError`` listing every problem."""
+    env = os.environ if environ is None else environ
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"{path}: file not found (run `retailcrm-sync init` to write an example)"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    return _Parser(path, env).settings(data)
+
+
+T = TypeVar("T")
+
+
+class _Table:
+    """One TOML table being read: remembers which keys were used, so leftovers are errors."""
+
+    def __init__(self, parser: _Parser, prefix: str, data: object) -> None:
+        self.parser = parser
+        self.prefix = prefix
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            parser.problem(prefix, "must be a table")
+            data = {}
+        self.data: dict[str, Any] = data
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def get(
+        self,
+        name: str,
+        kind: type[T] | tuple[type, ...],
+        default: T,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> T:
+        self.used.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; a TOML `true` is never a number here.
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False
+        elif float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            ok = True
+        else:
+            ok = isinstance(value, kinds)
+        if not ok:
+            self.parser.problem(self.key(name), f"expected {_kind_name(kinds)}, got {value!r}")
+            return default
+        if check is not None:
+            reason = check(value)
+            if reason:
+                self.parser.problem(self.key(name), reason)
+                return default
+        return value  # type: ignore[no-any-return]
+
+    def table(self, name: str) -> _Table:
+        self.used.add(name)
+        return _Table(self.parser, self.key(name), self.data.get(name))
+
+    def finish(self) -> None:
+        for name in sorted(set(self.data) - self.used):
+            self.parser.problem(self.key(name), "unknown key")
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    names |= {list: "a list", dict: "a table"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else "must not be negative"
+
+
+def _between(low: float, high: float) -> Callable[[float], str | None]:
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else f"must be between {low:g} and {high:g}"
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def _regex(value: str) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"not a valid regular expression: {exc}"
+    return None
+
+
+def _zone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r} (use an IANA name such as Europe/Minsk)"
+    return None
+
+
+def _db_url(value: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        return "not a database URL (e.g. postgresql+psycopg://user@host/db)"
+    if url.get_backend_name() not in ("postgresql", "mysql", "mariadb", "sqlite"):
+        return f"unsupported database {url.get_backend_name()!r} (postgresql, mysql, sqlite)"
+    return None
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not a URL (e.g. https://shop.retailcrm.ru)"
+    return None
+
+
+def _base_url(value: str) -> str | None:
+    reason = _http_url(value)
+    if reason:
+        return reason
+    if urlsplit(value).path.strip("/") or urlsplit(value).query:
+        return "must be the account address only, without a path (e.g. https://shop.retailcrm.ru)"
+    return None
+
+
+def _country(value: str) -> str | None:
+    import phonenumbers
+
+    if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        return f"unknown country code {value!r} (ISO 3166 alpha-2, e.g. BY)"
+    return None
+
+
+def _recording_template(value: str) -> str | None:
+    if not value:
+        return None
+    reason = _http_url(value.replace("{", "").replace("}", ""))
+    if reason:
+        return "must be an http(s) URL template, e.g. https://pbx.example.com/rec/{recordingfile}"
+    allowed = {"recordingfile", "uniqueid", "linkedid", "date"}
+    unknown = set(re.findall(r"{([^{}]*)}", value)) - allowed
+    if unknown:
+        return f"unknown placeholder {{{sorted(unknown)[0]}}} (allowed: {', '.join(sorted(allowed))})"
+    return None
+
+
+def _start_date(value: str) -> str | None:
+    return None if _parse_local(value) else "expected 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD'"
+
+
+def _parse_local(value: str) -> datetime | None:
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def _size(value: str) -> str | None:
+    return None if _SIZE_RE.match(value) else "expected a size such as '50 MB'"
+
+
+def _retention(value: str) -> str | None:
+    return None if _DURATION_RE.match(value) else "expected a duration such as '30 days'"
+
+
+class _Parser:
+    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def problem(self, key: str, reason: str) -> None:
+        self.problems.append(f"{self.path}: {key}: {reason}")
+
+    def settings(self, data: dict[str, Any]) -> Settings:
+        root = _Table(self, "", data)
+        database = self.database(root.table("database"))
+        source = self.source(root.table("source"), database.url)
+        pbx = self.pbx(root.table("pbx"))
+        sync = self.sync(root.table("sync"))
+        daemon = self.daemon(root.table("daemon"))
+        logging = self.logging(root.table("logging"))
+        tenants = self.tenants(root, source)
+        root.finish()
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Settings(self.path, database, source, pbx, sync, daemon, logging, tenants)
+
+    def database(self, t: _Table) -> DatabaseSettings:
+        url = t.get("url", str, DatabaseSettings.url, _db_url)
+        t.finish()
+        return DatabaseSettings(url=url)
+
+    def source(self, t: _Table, default_url: str) -> SourceSettings:
+        url = t.get("url", str, default_url, _db_url)
+        table = t.get("table", str, "cdr", _identifier)
+        flavor = t.get("flavor", str, "asterisk", _one_of(*FLAVORS))
+        tz = t.get("timezone", str, "UTC", _zone)
+        settle = t.get("settle_seconds", int, 120, _non_negative)
+        orphan = t.get("orphan_settle_seconds", int, 1800, _non_negative)
+        lookback = t.get("lookback_hours", float, 24.0, _positive)
+        tenant_column = t.get("tenant_column", str, "", _identifier_or_empty)
+        start_raw = t.get("start_date", str, "", _start_date)
+        page_size = t.get("page_size", int, 5000, _between(100, 100_000))
+        columns = self.columns(t.table("columns"), flavor)
+        values = self.values(t.table("values"))
+        t.finish()
+        if lookback * 3600 < orphan + settle:
+            self.problem(
+                "source.lookback_hours",
+                f"must cover orphan_settle_seconds + settle_seconds ({orphan + settle} s), "
+                "or calls without their originating leg would never be complete (R10)",
+            )
+        col_tenant = columns.get("tenant", "")
+        if col_tenant and tenant_column and col_tenant != tenant_column:
+            self.problem(
+                "source.columns.tenant",
+                f"differs from source.tenant_column ({tenant_column!r}); set one of them",
+            )
+        if flavor == "calls":
+            for needed in ("id", "started_at", "direction", "phone"):
+                if needed not in columns:
+                    self.problem(f"source.columns.{needed}", "required for flavor 'calls'")
+        return SourceSettings(
+            url=url,
+            table=table,
+            flavor=flavor,  # type: ignore[arg-type]
+            timezone=tz,
+            settle_seconds=settle,
+            orphan_settle_seconds=orphan,
+            lookback_hours=lookback,
+            tenant_column=tenant_column or col_tenant,
+            start_date=_parse_local(start_raw) if start_raw else None,
+            page_size=page_size,
+            columns=MappingProxyType(columns),
+            values=values,
+        )
+
+    def columns(self, t: _Table, flavor: str) -> dict[str, str]:
+        allowed = CALL_COLUMNS if flavor == "calls" else (*LEG_COLUMNS, "tenant")
+        columns: dict[str, str] = {}
+        for name in list(t.data):
+            if name not in allowed:
+                continue
+            value = t.get(name, str, "", _identifier)
+            if value:
+                columns[name] = value
+        for name in sorted(set(t.data) - set(allowed)):
+            t.used.add(name)
+            self.problem(t.key(name), f"unknown column name (allowed: {', '.join(allowed)})")
+        t.finish()
+        return columns
+
+    def values(self, t: _Table) -> ValueSpellings:
+        defaults = ValueSpellings()
+        spelled: dict[str, tuple[str, ...]] = {}
+        keys = {
+            "in": "inbound",
+            "out": "outbound",
+            "internal": "internal",
+            "answered": "answered",
+            "busy": "busy",
+            "failed": "failed",
+            "no answer": "no_answer",
+        }
+        for key, attr in keys.items():
+            got = t.get(key, list, list(getattr(defaults, attr)), _string_list)
+            spelled[attr] = tuple(got)
+        t.finish()
+        return ValueSpellings(**spelled)
+
+    def pbx(self, t: _Table) -> PbxSettings:
+        d = PbxSettings()
+        settings = PbxSettings(
+            country=t.get("country", str, d.country, _country).upper(),
+            extension_pattern=t.get("extension_pattern", str, d.extension_pattern, _regex),
+            extension_channel_pattern=t.get(
+                "extension_channel_pattern", str, "", _one_group_regex
+            ),
+            trunk_channel_pattern=t.get("trunk_channel_pattern", str, "", _regex),
+            responsible=t.get("responsible", str, "first", _one_of("first", "last")),  # type: ignore[arg-type]
+            dial_prefixes=tuple(t.get("dial_prefixes", list, [], _digit_list)),
+            external_id_prefix=t.get("external_id_prefix", str, "", _max_len(40)),
+            recording_url=t.get("recording_url", str, "", _recording_template),
+        )
+        t.finish()
+        return settings
+
+    def sync(self, t: _Table) -> SyncSettings:
+        d = SyncSettings()
+        settings = SyncSettings(
+            batch_size=t.get("batch_size", int, d.batch_size, _between(1, 50)),
+            max_in_flight=t.get("max_in_flight", int, d.max_in_flight, _between(1, 32)),
+            max_attempts=t.get("max_attempts", int, d.max_attempts, _between(1, 1000)),
+            lease_seconds=t.get("lease_seconds", int, d.lease_seconds, _between(10, 3600)),
+            upload_budget_seconds=t.get(
+                "upload_budget_seconds", float, d.upload_budget_seconds, _between(1, 3600)
+            ),
+            retry_base_seconds=t.get(
+                "retry_base_seconds", int, d.retry_base_seconds, _between(1, 86400)
+            ),
+            retry_max_seconds=t.get(
+                "retry_max_seconds", int, d.retry_max_seconds, _between(1, 7 * 86400)
+            ),
+            connect_timeout=t.get("connect_timeout", float, d.connect_timeout, _between(0.1, 120)),
+            read_timeout=t.get("read_timeout", float, d.read_timeout, _between(0.1, 600)),
+        )
+        t.finish()
+        if settings.upload_budget_seconds >= settings.lease_seconds:
+            self.problem(
+                "sync.upload_budget_seconds",
+                f"must be shorter than sync.lease_seconds ({settings.lease_seconds}), "
+                "or a lease could expire while a batch is still retrying",
+            )
+        return settings
+
+    def daemon(self, t: _Table) -> DaemonSettings:
+        d = DaemonSettings()
+        settings = DaemonSettings(
+            interval=t.get("interval", float, d.interval, _between(1, 86400)),
+            customers_interval=t.get(
+                "customers_interval", float, d.customers_interval, _between(10, 86400)
+            ),
+            stop_timeout=t.get("stop_timeout", float, d.stop_timeout, _between(1, 3600)),
+            keep_days=t.get("keep_days", int, d.keep_days, _between(1, 3650)),
+            jitter=t.get("jitter", float, d.jitter, _between(0, 3600)),
+        )
+        t.finish()
+        return settings
+
+    def logging(self, t: _Table) -> LoggingSettings:
+        d = LoggingSettings()
+        settings = LoggingSettings(
+            dir=t.get("dir", str, d.dir, _non_empty),
+            level=t.get("level", str, d.level, _level).upper(),
+            rotation=t.get("rotation", str, d.rotation, _size),
+            retention=t.get("retention", str, d.retention, _retention),
+        )
+        t.finish()
+        return settings
+
+    def tenants(self, root: _Table, source: SourceSettings) -> tuple[TenantSettings, ...]:
+        root.used.add("tenants")
+        raw = root.data.get("tenants")
+        if raw is None:
+            self.problem("tenants", "at least one [[tenants]] table is required")
+            return ()
+        if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
+            self.problem("tenants", "must be an array of tables ([[tenants]])")
+            return ()
+        if not raw:
+            self.problem("tenants", "at least one [[tenants]] table is required")
+        tenants = [self.tenant(_Table(self, f"tenants[{i}]", item)) for i, item in enumerate(raw)]
+        names = [t.name for t in tenants if t is not None]
+        for i, tenant in enumerate(tenants):
+            if tenant is None:
+                continue
+            if names.count(tenant.name) > 1:
+                self.problem(f"tenants[{i}].name", f"duplicate tenant name {tenant.name!r}")
+            if len(raw) > 1 and tenant.match is None:
+                self.problem(f"tenants[{i}].match", "required when there are several tenants")
+            if tenant.match is not None and not source.tenant_column:
+                self.problem(
+                    f"tenants[{i}].match", "needs source.tenant_column to say which column to match"
+                )
+        return tuple(t for t in tenants if t is not None)
+
+    def tenant(self, t: _Table) -> TenantSettings | None:
+        before = len(self.problems)
+        name = t.get("name", str, "", _tenant_name)
+        if "name" not in t.data:
+            self.problem(t.key("name"), "required")
+        url = t.get("url", str, "", _base_url)
+        if "url" not in t.data:
+            self.problem(t.key("url"), "required")
+        key = self.api_key(t)
+        match = t.get("match", str, "", _non_empty) if "match" in t.data else None
+        extensions = self.extensions(t.table("extensions"))
+        external_phones = self.external_phones(t.table("external_phones"))
+        tenant = TenantSettings(
+            name=name,
+            url=url.rstrip("/"),
+            api_key=key,
+            match=match,
+            integration_code=t.get("integration_code", str, "asterisk", _code),
+            integration_name=t.get("integration_name", str, "Asterisk", _non_empty),
+            logo_url=t.get("logo_url", str, "", _svg_url),
+            make_call_url=t.get("make_call_url", str, "", _optional_url),
+            change_user_status_url=t.get("change_user_status_url", str, "", _optional_url),
+            timezone=t.get("timezone", str, "UTC", _zone),
+            site=t.get("site", str, "", None),
+            create_customers=t.get("create_customers", bool, False),
+            rate_limit=t.get("rate_limit", float, 40.0, _between(0.1, 40)),
+            extensions=MappingProxyType(extensions),
+            external_phones=MappingProxyType(external_phones),
+        )
+        t.finish()
+        return tenant if len(self.problems) == before else None
+
+    def api_key(self, t: _Table) -> Secret:
+        given = [k for k in ("api_key_env", "api_key_file", "api_key") if k in t.data]
+        t.used.update(("api_key_env", "api_key_file", "api_key"))
+        if len(given) != 1:
+            reason = "set exactly one of api_key_env, api_key_file, api_key"
+            self.problem(t.key("api_key_env"), reason if given else f"required: {reason}")
+            return Secret("")
+        which = given[0]
+        value = t.data[which]
+        if not isinstance(value, str) or not value:
+            self.problem(t.key(which), "expected a non-empty string")
+            return Secret("")
+        if which == "api_key_env":
+            key = self.environ.get(value, "")
+            if not key:
+                self.problem(t.key(which), f"environment variable {value} is not set or empty")
+        elif which == "api_key_file":
+            key = self.key_file(t.key(which), Path(value))
+        else:
+            key = value
+            if _group_or_world_readable(self.path):
+                self.problem(
+                    t.key(which),
+                    "a literal key needs a config file readable by its owner only "
+                    f"(chmod 600 {self.path}); or use api_key_env / api_key_file",
+                )
+        return Secret(key.strip())
+
+    def key_file(self, key: str, path: Path) -> str:
+        # systemd LoadCredential= files live under $CREDENTIALS_DIRECTORY.
+        if not path.is_absolute() and self.environ.get("CREDENTIALS_DIRECTORY"):
+            path = Path(self.environ["CREDENTIALS_DIRECTORY"]) / path
+        try:
+            content = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            self.problem(key, f"cannot read {path}: {exc.strerror}")
+            return ""
+        if not content:
+            self.problem(key, f"{path} is empty")
+        return content
+
+    def extensions(self, t: _Table) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for ext in list(t.data):
+            user_id = t.get(ext, int, 0, _positive)
+            if user_id:
+                result[ext] = user_id
+        t.finish()
+        return result
+
+    def external_phones(self, t: _Table) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for did in list(t.data):
+            site = t.get(did, str, "", _non_empty)
+            if site:
+                result[did] = site
+        t.finish()
+        return result
+
+
+def _identifier(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?", value)
+    return None if ok else "not a plain table or column name"
+
+
+def _identifier_or_empty(value: str) -> str | None:
+    return _identifier(value) if value else None
+
+
+def _tenant_name(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value)
+    return None if ok else "letters, digits, '.', '_' or '-', at most 64"
+
+
+def _code(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value)
+    return None if ok else "letters, digits, '_' or '-', at most 64"
+
+
+def _non_empty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def _max_len(n: int) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if len(value) <= n else f"at most {n} characters"
+
+    return check
+
+
+def _optional_url(value: str) -> str | None:
+    return _http_url(value) if value else None
+
+
+def _svg_url(value: str) -> str | None:
+    if not value:
+        return None
+    reason = _http_url(value)
+    if reason:
+        return reason
+    return None if urlsplit(value).path.lower().endswith(".svg") else "must link to an SVG file"
+
+
+def _level(value: str) -> str | None:
+    return None if value.upper() in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
+
+
+def _one_group_regex(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        compiled = re.compile(value)
+    except re.error as exc:
+        return f"not a valid regular expression: {exc}"
+    return None if compiled.groups == 1 else "needs exactly one group capturing the extension"
+
+
+def _string_list(value: list[Any]) -> str | None:
+    return None if all(isinstance(v, str) for v in value) else "expected a list of strings"
+
+
+def _digit_list(value: list[Any]) -> str | None:
+    ok = all(isinstance(v, str) and v.isdigit() for v in value)
+    return None if ok else "expected a list of digit strings, e.g. [\"9\"]"
+
+
+def _group_or_world_readable(path: Path) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return True
+    return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+

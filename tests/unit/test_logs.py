@@ -1,0 +1,54 @@
+"""Logging: secrets are redacted in every sink, the file gets JSON lines, stdlib is routed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from sync import logs
+from sync.config import LoggingSettings
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> None:
+    yield
+    logs.setup("INFO", None, (), stderr=False)
+
+
+def test_secrets_never_reach_stderr_or_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "key-" + "ABCDEF123"  # built at run time: tracebacks quote source lines
+    log_file = logs.setup("DEBUG", LoggingSettings(dir=str(tmp_path)), [secret])
+    assert log_file == tmp_path / "retailcrm-sync.jsonl"
+    logger.bind(header=f"X-API-KEY: {secret}").warning(f"request with {secret} failed")
+    logging.getLogger("urllib3.connectionpool").warning(f"GET /?apiKey={secret}")
+    try:
+        raise RuntimeError(f"boom {secret}")
+    except RuntimeError:
+        logger.exception("upload failed")
+    err = capsys.readouterr().err
+    text = log_file.read_text(encoding="utf-8")
+    assert secret not in err and secret not in text
+    assert "RuntimeError: boom ***" in err
+    assert "request with *** failed" in err and "GET /?apiKey=***" in err
+    records = [json.loads(line) for line in text.splitlines()]
+    messages = [r["record"]["message"] for r in records]
+    assert messages[:2] == ["request with *** failed", "GET /?apiKey=***"]
+    assert records[0]["record"]["extra"]["header"] == "X-API-KEY: ***"
+
+
+def test_level_filters_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.setup("WARNING", None, ())
+    logger.info("quiet")
+    logger.warning("loud")
+    err = capsys.readouterr().err
+    assert "quiet" not in err and "loud" in err
+
+
+def test_scrub_removes_longest_secret_first() -> None:
+    redactor = logs.Redactor()
+    redactor.set(["abcd", "abcdefgh", "ab"])
+    assert redactor.scrub("x abcdefgh y abcd z ab") == "x *** y *** z ab"
