@@ -35,7 +35,7 @@ NAMING = {
 
 # BIGINT autoincrement is only an alias of ROWID on SQLite when declared INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-Payload = JSON().with_variant(JSONB(), "postgresql")
+Payload = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 STATUSES = ("pending", "sending", "sent", "failed", "dead", "skipped")
 
@@ -60,6 +60,8 @@ class SyncTenant(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     customers_since_id: Mapped[int | None] = mapped_column(BigInteger)
+    customers_seeded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """When the full ``customers`` scan that seeds the map started; history follows from it."""
     client_id: Mapped[str | None] = mapped_column(String(64))
     """The integration module's clientId, generated once by `register`."""
 

@@ -18,6 +18,11 @@ from sync.config import LOG_LEVELS, ConfigError
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("init", "write a commented example config"),
     "db": ("db", "manage our own tables (db upgrade)"),
+    "once": ("once", "one full cycle for every tenant, then exit (cron, timers)"),
+    "resync": ("resync", "re-read a window of the call log and (re)upload it now"),
+    "status": ("status", "calls per state, lag, last success and error per tenant"),
+    "requeue": ("requeue", "failed (and --dead) calls back to pending"),
+    "explain": ("explain", "legs, derived call, payload and sync history of one call"),
 }
 
 Handler = Callable[[argparse.Namespace], int]
@@ -34,8 +39,10 @@ class CliError(Exception):
 def add_global_options(parser: argparse.ArgumentParser, suppress: bool = True) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
-        "--config", metavar="PATH", default=default, help="config file (default: "
-        "$RETAILCRM_SYNC_CONFIG, else ./retailcrm-sync.toml)"
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file (default: $RETAILCRM_SYNC_CONFIG, else ./retailcrm-sync.toml)",
     )
     parser.add_argument(
         "--log-level",

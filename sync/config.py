@@ -136,13 +136,13 @@ class SyncSettings:
     max_in_flight: int = 4
     max_attempts: int = 10
     lease_seconds: int = 60
-    upload_budget_seconds: float = 30.0
+    upload_budget_seconds: float = 25.0
     """How long one batch may spend retrying 503/timeouts before it is left for a later cycle."""
     retry_base_seconds: int = 30
     """First delay of a failed call; doubles per attempt up to ``retry_max_seconds``."""
     retry_max_seconds: int = 3600
     connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    read_timeout: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -407,7 +407,9 @@ def _recording_template(value: str) -> str | None:
     allowed = {"recordingfile", "uniqueid", "linkedid", "date"}
     unknown = set(re.findall(r"{([^{}]*)}", value)) - allowed
     if unknown:
-        return f"unknown placeholder {{{sorted(unknown)[0]}}} (allowed: {', '.join(sorted(allowed))})"
+        return (
+            f"unknown placeholder {{{sorted(unknown)[0]}}} (allowed: {', '.join(sorted(allowed))})"
+        )
     return None
 
 
@@ -543,9 +545,7 @@ class _Parser:
         settings = PbxSettings(
             country=t.get("country", str, d.country, _country).upper(),
             extension_pattern=t.get("extension_pattern", str, d.extension_pattern, _regex),
-            extension_channel_pattern=t.get(
-                "extension_channel_pattern", str, "", _one_group_regex
-            ),
+            extension_channel_pattern=t.get("extension_channel_pattern", str, "", _one_group_regex),
             trunk_channel_pattern=t.get("trunk_channel_pattern", str, "", _regex),
             responsible=t.get("responsible", str, "first", _one_of("first", "last")),  # type: ignore[arg-type]
             dial_prefixes=tuple(t.get("dial_prefixes", list, [], _digit_list)),
@@ -575,11 +575,11 @@ class _Parser:
             read_timeout=t.get("read_timeout", float, d.read_timeout, _between(0.1, 600)),
         )
         t.finish()
-        if settings.upload_budget_seconds >= settings.lease_seconds:
+        if settings.upload_budget_seconds + settings.read_timeout >= settings.lease_seconds:
             self.problem(
                 "sync.upload_budget_seconds",
-                f"must be shorter than sync.lease_seconds ({settings.lease_seconds}), "
-                "or a lease could expire while a batch is still retrying",
+                "plus sync.read_timeout must be shorter than sync.lease_seconds "
+                f"({settings.lease_seconds}), or a lease could expire while a batch is in flight",
             )
         return settings
 
@@ -789,7 +789,7 @@ def _string_list(value: list[Any]) -> str | None:
 
 def _digit_list(value: list[Any]) -> str | None:
     ok = all(isinstance(v, str) and v.isdigit() for v in value)
-    return None if ok else "expected a list of digit strings, e.g. [\"9\"]"
+    return None if ok else 'expected a list of digit strings, e.g. ["9"]'
 
 
 def _group_or_world_readable(path: Path) -> bool:
@@ -798,4 +798,3 @@ def _group_or_world_readable(path: Path) -> bool:
     except OSError:
         return True
     return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
-

@@ -93,6 +93,7 @@ def upgrade() -> None:
     sa.Column('last_success_at', sa.DateTime(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('customers_since_id', sa.BigInteger(), nullable=True),
+    sa.Column('customers_seeded_at', sa.DateTime(), nullable=True),
     sa.Column('client_id', sa.String(length=64), nullable=True),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_sync_tenant'))
     )

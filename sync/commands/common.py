@@ -28,7 +28,8 @@ def open_database(settings: config.Settings, *, require_head: bool = True) -> sa
     try:
         current, head = db.revisions(engine)
     except SQLAlchemyError as exc:
-        raise CliError(f"database {_safe_url(settings.database.url)} unreachable: {_short(exc)}")
+        where = _safe_url(settings.database.url)
+        raise CliError(f"database {where} unreachable: {_short(exc)}") from None
     if require_head and current != head:
         raise CliError(
             f"database {_safe_url(settings.database.url)} is at revision {current or 'none'}, "

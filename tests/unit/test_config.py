@@ -58,28 +58,28 @@ def test_example_written_by_init_is_valid(tmp_path: Path) -> None:
     ("snippet", "expected"),
     [
         ("[sync]\nbatch_size = 51", "sync.batch_size: must be between 1 and 50"),
-        ("[sync]\nbatch_size = \"50\"", "sync.batch_size: expected an integer, got '50'"),
+        ('[sync]\nbatch_size = "50"', "sync.batch_size: expected an integer, got '50'"),
         ("[sync]\nbatchsize = 50", "sync.batchsize: unknown key"),
-        ("[source]\ntimezone = \"Mars/Olympus\"", "source.timezone: unknown time zone"),
-        ("[source]\nflavor = \"cel\"", "source.flavor: must be one of asterisk, freepbx, calls"),
-        ("[source]\nurl = \"oracle://x/y\"", "source.url: unsupported database 'oracle'"),
-        ("[source]\nurl = \"not a url\"", "source.url: not a database URL"),
+        ('[source]\ntimezone = "Mars/Olympus"', "source.timezone: unknown time zone"),
+        ('[source]\nflavor = "cel"', "source.flavor: must be one of asterisk, freepbx, calls"),
+        ('[source]\nurl = "oracle://x/y"', "source.url: unsupported database 'oracle'"),
+        ('[source]\nurl = "not a url"', "source.url: not a database URL"),
         ("[source]\nlookback_hours = 0.25", "source.lookback_hours: must cover"),
-        ("[source]\nstart_date = \"yesterday\"", "source.start_date: expected 'YYYY-MM-DD"),
-        ("[source]\ntable = \"cdr; drop table x\"", "source.table: not a plain table"),
-        ("[source.columns]\nanswr = \"a\"", "source.columns.answr: unknown column name"),
-        ("[pbx]\ncountry = \"XX\"", "pbx.country: unknown country code 'XX'"),
-        ("[pbx]\nextension_pattern = \"(\"", "pbx.extension_pattern: not a valid regular"),
-        ("[pbx]\nresponsible = \"middle\"", "pbx.responsible: must be one of first, last"),
+        ('[source]\nstart_date = "yesterday"', "source.start_date: expected 'YYYY-MM-DD"),
+        ('[source]\ntable = "cdr; drop table x"', "source.table: not a plain table"),
+        ('[source.columns]\nanswr = "a"', "source.columns.answr: unknown column name"),
+        ('[pbx]\ncountry = "XX"', "pbx.country: unknown country code 'XX'"),
+        ('[pbx]\nextension_pattern = "("', "pbx.extension_pattern: not a valid regular"),
+        ('[pbx]\nresponsible = "middle"', "pbx.responsible: must be one of first, last"),
         ("[pbx]\ndial_prefixes = [9]", "pbx.dial_prefixes: expected a list of digit strings"),
-        ("[pbx]\nrecording_url = \"ftp://x/{f}\"", "pbx.recording_url: must be an http(s)"),
-        ("[pbx]\nrecording_url = \"https://x/{file}\"", "pbx.recording_url: unknown placeholder"),
-        ("[pbx]\nextension_channel_pattern = \"PJSIP/\\\\d+\"", "needs exactly one group"),
+        ('[pbx]\nrecording_url = "ftp://x/{f}"', "pbx.recording_url: must be an http(s)"),
+        ('[pbx]\nrecording_url = "https://x/{file}"', "pbx.recording_url: unknown placeholder"),
+        ('[pbx]\nextension_channel_pattern = "PJSIP/\\\\d+"', "needs exactly one group"),
         ("[daemon]\ninterval = true", "daemon.interval: expected a number, got True"),
-        ("[logging]\nlevel = \"LOUD\"", "logging.level: must be one of"),
-        ("[logging]\nrotation = \"big\"", "logging.rotation: expected a size"),
+        ('[logging]\nlevel = "LOUD"', "logging.level: must be one of"),
+        ('[logging]\nrotation = "big"', "logging.rotation: expected a size"),
         ("[database]\nurl = 5", "database.url: expected a string, got 5"),
-        ("[sync]\nupload_budget_seconds = 90", "sync.upload_budget_seconds: must be shorter"),
+        ("[sync]\nupload_budget_seconds = 90", "sync.upload_budget_seconds: plus sync.read_timeout must be shorter"),
     ],
 )
 def test_bad_values_are_named_by_key(tmp_path: Path, snippet: str, expected: str) -> None:
@@ -93,22 +93,39 @@ def test_bad_values_are_named_by_key(tmp_path: Path, snippet: str, expected: str
         ('name = "shop"\nurl = "https://a.retailcrm.ru"', "tenants[0].api_key_env: required"),
         ('url = "https://a.retailcrm.ru"\napi_key_env = "SHOP_KEY"', "tenants[0].name: required"),
         ('name = "shop"\nurl = "shop.retailcrm.ru"\napi_key_env = "SHOP_KEY"', "not a URL"),
-        ('name = "s"\nurl = "https://a.retailcrm.ru/api/v5"\napi_key_env = "SHOP_KEY"',
-         "tenants[0].url: must be the account address only"),
-        ('name = "s"\nurl = "https://a.ru"\napi_key_env = "NOPE"',
-         "tenants[0].api_key_env: environment variable NOPE is not set"),
-        ('name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\napi_key = "x"',
-         "set exactly one of"),
-        ('name = "s"\nurl = "https://a.ru"\napi_key_file = "/nonexistent/key"',
-         "tenants[0].api_key_file: cannot read /nonexistent/key"),
-        ('name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\nrate_limit = 100',
-         "tenants[0].rate_limit: must be between"),
-        ('name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\n'
-         '[tenants.extensions]\n"101" = "sixteen"', "tenants[0].extensions.101: expected an integer"),
-        ('name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\nmatch = "1"',
-         "tenants[0].match: needs source.tenant_column"),
-        ('name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\nlogo_url = "https://a.ru/l.png"',
-         "tenants[0].logo_url: must link to an SVG file"),
+        (
+            'name = "s"\nurl = "https://a.retailcrm.ru/api/v5"\napi_key_env = "SHOP_KEY"',
+            "tenants[0].url: must be the account address only",
+        ),
+        (
+            'name = "s"\nurl = "https://a.ru"\napi_key_env = "NOPE"',
+            "tenants[0].api_key_env: environment variable NOPE is not set",
+        ),
+        (
+            'name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\napi_key = "x"',
+            "set exactly one of",
+        ),
+        (
+            'name = "s"\nurl = "https://a.ru"\napi_key_file = "/nonexistent/key"',
+            "tenants[0].api_key_file: cannot read /nonexistent/key",
+        ),
+        (
+            'name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\nrate_limit = 100',
+            "tenants[0].rate_limit: must be between",
+        ),
+        (
+            'name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\n'
+            '[tenants.extensions]\n"101" = "sixteen"',
+            "tenants[0].extensions.101: expected an integer",
+        ),
+        (
+            'name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\nmatch = "1"',
+            "tenants[0].match: needs source.tenant_column",
+        ),
+        (
+            'name = "s"\nurl = "https://a.ru"\napi_key_env = "SHOP_KEY"\nlogo_url = "https://a.ru/l.png"',
+            "tenants[0].logo_url: must link to an SVG file",
+        ),
     ],
 )
 def test_bad_tenants_are_named_by_key(tmp_path: Path, tenant: str, expected: str) -> None:
@@ -151,9 +168,16 @@ def test_key_file_relative_to_systemd_credentials_directory(tmp_path: Path) -> N
 
 
 def test_no_repr_or_str_shows_a_secret(tmp_path: Path) -> None:
-    text = MINIMAL.replace('[[tenants]]', '[database]\nurl = "postgresql+psycopg://u:dbpass99@h/d"\n[[tenants]]')
+    text = MINIMAL.replace(
+        "[[tenants]]", '[database]\nurl = "postgresql+psycopg://u:dbpass99@h/d"\n[[tenants]]'
+    )
     settings = config.load(write(tmp_path, text), ENV)
-    for shown in (repr(settings), str(settings), repr(settings.tenants[0]), str(settings.tenants[0].api_key)):
+    for shown in (
+        repr(settings),
+        str(settings),
+        repr(settings.tenants[0]),
+        str(settings.tenants[0].api_key),
+    ):
         assert "s3cr3t-key-value" not in shown
     assert set(settings.secrets()) == {"s3cr3t-key-value", "dbpass99"}
 
@@ -167,7 +191,9 @@ def test_config_path_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_calls_flavor_requires_its_columns(tmp_path: Path) -> None:
-    found = problems(tmp_path, MINIMAL + '[source]\nflavor = "calls"\n[source.columns]\nid = "id"\n')
+    found = problems(
+        tmp_path, MINIMAL + '[source]\nflavor = "calls"\n[source.columns]\nid = "id"\n'
+    )
     assert "source.columns.started_at: required for flavor 'calls'" in found
 
 

@@ -1,0 +1,393 @@
+"""One tenant cycle (design §2): claim, read, assemble, diff, upload, advance, report.
+
+Delivery contract: at-least-once to the CRM, effectively once because ``externalId`` is the
+CRM's dedup key. A call is recorded in ``call_sync`` before anything is sent; it is marked
+``sending`` before its POST and ``sent`` only after a 2xx. A crash anywhere leaves calls
+``pending`` or ``sending``, and the next owner of the lease sends those again. The cursor only
+moves past calls that are complete and recorded, so nothing in the log is skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from loguru import logger
+
+from sync.calls.builder import Call, build_call_row, build_calls
+from sync.calls.legs import CallRow, Leg
+from sync.calls.options import BuildOptions
+from sync.config import Settings, TenantSettings
+from sync.crm import (
+    AccountNotFoundError,
+    AuthError,
+    CRMError,
+    NotFoundError,
+    RetailCRMClient,
+    RetriableError,
+    UploadResult,
+    ValidationError,
+)
+from sync.engine.customers import CustomerMap
+from sync.engine.state import Derived, after_failure, batch_id, chunks, halves
+from sync.engine.store import DueCall, Lease, LeaseLost, Store
+from sync.timeutil import local_to_utc, utc_to_local, utcnow
+
+Progress = Callable[[int, int], None]
+"""Called with (calls done, calls known) while uploading."""
+
+# A tenant is stopped for the cycle (and `paused` shown) on errors that no retry can fix.
+STOPPING_ERRORS = (AuthError, NotFoundError, AccountNotFoundError)
+
+
+@dataclass
+class CycleReport:
+    """What one tenant cycle did; one summary log line and one ``sync_run`` row."""
+
+    tenant: str
+    outcome: str = "ok"
+    """ok | busy (another worker holds the lease) | error | paused | lease-lost | dry-run"""
+    read: int = 0
+    new: int = 0
+    sent: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    dead: int = 0
+    skipped: int = 0
+    incomplete: int = 0
+    unrouted: int = 0
+    changed_after_upload: int = 0
+    lag_seconds: float | None = None
+    error: str | None = None
+    started: datetime = field(default_factory=utcnow)
+
+    def summary(self) -> str:
+        lag = "-" if self.lag_seconds is None else f"{self.lag_seconds:.0f}s"
+        text = (
+            f"tenant {self.tenant}: {self.outcome} read={self.read} new={self.new} "
+            f"sent={self.sent} duplicates={self.duplicates} failed={self.failed} "
+            f"dead={self.dead} skipped={self.skipped} incomplete={self.incomplete} lag={lag}"
+        )
+        if self.changed_after_upload:
+            text += f" changed_after_upload={self.changed_after_upload}"
+        if self.unrouted:
+            text += f" unrouted={self.unrouted}"
+        if self.error:
+            text += f" error: {self.error}"
+        return text
+
+
+@dataclass(frozen=True)
+class Window:
+    """A resync window in source wall time; ``force`` re-sends calls already sent."""
+
+    since: datetime
+    until: datetime
+
+
+class TenantCycle:
+    """Runs cycles for one tenant; holds its client (and so its rate limit) across cycles."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tenant: TenantSettings,
+        store: Store,
+        source: Callable[[], Any],
+        client: RetailCRMClient,
+        owner: str,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tenant = tenant
+        self.store = store
+        self.source = source
+        self.client = client
+        self.owner = owner
+        self.stop = stop or threading.Event()
+        self.options: BuildOptions = settings.build_options()
+        self.customers = (
+            CustomerMap(settings, tenant, store, client) if tenant.create_customers else None
+        )
+
+    # -- the cycle ---------------------------------------------------------------------
+
+    def run(self, window: Window | None = None, progress: Progress | None = None) -> CycleReport:
+        report = CycleReport(self.tenant.name)
+        now = utcnow()
+        lease = self.store.claim(
+            self.tenant.name, self.owner, self.settings.sync.lease_seconds, now
+        )
+        if lease is None:
+            report.outcome = "busy"
+            logger.info(report.summary())
+            return report
+        paused = False
+        cursor: datetime | None = None
+        try:
+            requeued = self.store.reset_sending(lease, now)
+            if requeued:
+                logger.warning(
+                    f"tenant {self.tenant.name}: {requeued} calls left 'sending' by an earlier "
+                    "run go again (the CRM deduplicates them by externalId)"
+                )
+            cursor = self._read_and_record(lease, report, window)
+            paused = self._upload(lease, report, progress)
+            if paused:
+                report.outcome = "paused"
+        except LeaseLost as exc:
+            report.outcome, report.error = "lease-lost", str(exc)
+        except Exception as exc:  # a cycle never takes the process down
+            report.outcome, report.error = "error", _one_line(exc)
+            logger.opt(exception=not isinstance(exc, CRMError)).error(
+                f"tenant {self.tenant.name}: cycle failed: {report.error}"
+            )
+        finally:
+            self._finish(lease, report, cursor if window is None else None, paused)
+        return report
+
+    def _finish(
+        self, lease: Lease, report: CycleReport, cursor: datetime | None, paused: bool
+    ) -> None:
+        now = utcnow()
+        report.lag_seconds = self._lag(now)
+        try:
+            if report.outcome != "lease-lost":
+                self.store.finish_cycle(
+                    lease, now=now, cursor=cursor, error=report.error, paused=paused
+                )
+        except LeaseLost as exc:
+            report.outcome, report.error = "lease-lost", str(exc)
+        finally:
+            self.store.release(lease)
+        self.store.record_run(
+            {
+                "tenant": self.tenant.name,
+                "kind": "sync",
+                "owner": self.owner,
+                "started_at": report.started,
+                "finished_at": now,
+                "read": report.read,
+                "sent": report.sent,
+                "duplicates": report.duplicates,
+                "failed": report.failed,
+                "skipped": report.skipped,
+                "unrouted": report.unrouted,
+                "changed_after_upload": report.changed_after_upload,
+                "lag_seconds": None if report.lag_seconds is None else int(report.lag_seconds),
+                "error": report.error,
+            }
+        )
+        log = logger.warning if report.error else logger.info
+        log(report.summary())
+
+    def _lag(self, now: datetime) -> float:
+        oldest = self.store.oldest_unsent(self.tenant.name)
+        return 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+
+    # -- read, assemble, diff ------------------------------------------------------------
+
+    def window(self, now: datetime, cursor: datetime | None) -> tuple[datetime, datetime]:
+        """The regular read window in source wall time: [cursor − lookback, now)."""
+        src = self.settings.source
+        tz = src.timezone
+        lookback = timedelta(hours=src.lookback_hours)
+        start_utc = (cursor or now) - lookback
+        start = utc_to_local(start_utc, tz)
+        if src.start_date is not None and start < src.start_date:
+            start = src.start_date
+        return start, utc_to_local(now, tz) + timedelta(seconds=1)
+
+    def _read_and_record(
+        self, lease: Lease, report: CycleReport, window: Window | None
+    ) -> datetime | None:
+        """Read the window page by page, record every complete call; returns the new cursor."""
+        state = self.store.tenant(self.tenant.name)
+        now = utcnow()
+        tz = self.settings.source.timezone
+        if window is None:
+            start, end = self.window(now, state.cursor if state else None)
+        else:
+            start, end = window.since, window.until
+        oldest_incomplete: datetime | None = None
+        for page in self.source().read_window(start, end, tenant_match=self.tenant.match):
+            calls = derive(page, self.options, now)
+            rows: list[tuple[str, datetime | None, Derived]] = []
+            for call in calls:
+                if call.tenant != self.tenant.name:
+                    if call.tenant is None:
+                        report.unrouted += 1
+                    continue
+                report.read += 1
+                if call.status == "incomplete":
+                    report.incomplete += 1
+                    if call.started_at is not None and (
+                        oldest_incomplete is None or call.started_at < oldest_incomplete
+                    ):
+                        oldest_incomplete = call.started_at
+                    continue
+                for warning in call.warnings:
+                    logger.warning(f"tenant {self.tenant.name}: call {call.external_id}: {warning}")
+                started = local_to_utc(call.started_at, tz) if call.started_at else None
+                rows.append((call.external_id, started, Derived(call.payload, call.skip_reason)))
+            counts = self.store.apply_derivations(lease, rows, now, force=window is not None)
+            report.new += counts.inserted
+            report.skipped += counts.skipped
+            for external_id, before, after in counts.changed_after_upload:
+                report.changed_after_upload += 1
+                logger.warning(
+                    f"tenant {self.tenant.name}: call {external_id} changed after it was "
+                    f"uploaded; the CRM keeps the first version. sent={before} now={after}"
+                )
+            self.store.extend(lease, self.settings.sync.lease_seconds, utcnow())
+        if window is not None:
+            return None
+        # Everything before the oldest incomplete call (or the window's end) is recorded.
+        position = oldest_incomplete if oldest_incomplete is not None else end
+        return local_to_utc(min(position, end), tz)
+
+    # -- upload --------------------------------------------------------------------------
+
+    def _upload(self, lease: Lease, report: CycleReport, progress: Progress | None) -> bool:
+        """Send every due call; returns True when the tenant must pause (403/404/405)."""
+        sync = self.settings.sync
+        queue: deque[Sequence[DueCall]] = deque()
+        in_flight: dict[Future[UploadResult], Sequence[DueCall]] = {}
+        stop_submitting = False
+        paused = False
+        done = 0
+        known = 0
+        # Calls that fail in this cycle get a retry time after its start: each is tried once.
+        started = utcnow()
+        with ThreadPoolExecutor(sync.max_in_flight, thread_name_prefix="upload") as pool:
+            while True:
+                while not stop_submitting and not self.stop.is_set():
+                    if len(in_flight) >= sync.max_in_flight:
+                        break
+                    if not queue:
+                        due = self.store.due_calls(
+                            self.tenant.name, started, sync.batch_size * sync.max_in_flight * 4
+                        )
+                        if not due:
+                            break
+                        known += len(due)
+                        queue.extend(chunks(due, sync.batch_size))
+                    batch = queue.popleft()
+                    in_flight[self._submit(pool, lease, batch)] = batch
+                if not in_flight:
+                    break
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    batch = in_flight.pop(future)
+                    outcome = self._settle(lease, report, future, batch, queue)
+                    if outcome == "pause":
+                        stop_submitting = paused = True
+                    elif outcome == "stop":
+                        stop_submitting = True
+                    done += len(batch) if outcome != "split" else 0
+                if progress is not None:
+                    progress(done, known)
+                self.store.extend(lease, sync.lease_seconds, utcnow())
+        return paused
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, lease: Lease, batch: Sequence[DueCall]
+    ) -> Future[UploadResult]:
+        if self.customers is not None:
+            self.customers.ensure_customers(batch, self.owner)
+        ids = [c.external_id for c in batch]
+        self.store.mark_sending(lease, ids, batch_id(self.tenant.name, ids), utcnow())
+        payloads = [c.payload for c in batch]
+        budget = self.settings.sync.upload_budget_seconds
+        return pool.submit(self.client.upload_calls, payloads, budget_seconds=budget)
+
+    def _settle(
+        self,
+        lease: Lease,
+        report: CycleReport,
+        future: Future[UploadResult],
+        batch: Sequence[DueCall],
+        queue: deque[Sequence[DueCall]],
+    ) -> str:
+        """Record one finished upload; returns ok | split | failed | stop | pause."""
+        ids = [c.external_id for c in batch]
+        now = utcnow()
+        try:
+            result = future.result()
+        except ValidationError as exc:
+            if len(batch) > 1:
+                first, second = halves(batch)
+                queue.appendleft(second)
+                queue.appendleft(first)
+                return "split"
+            self._fail(lease, report, batch, exc, now)
+            logger.error(f"tenant {self.tenant.name}: call {ids[0]} rejected: {exc}")
+            return "failed"
+        except STOPPING_ERRORS as exc:
+            self.store.mark_pending(lease, ids, str(exc), now)
+            report.error = str(exc)
+            return "pause"
+        except RetriableError as exc:
+            # The CRM is unwell: these calls wait for their retry time, the rest for the
+            # next cycle, instead of every batch spending its own retry budget.
+            self._fail(lease, report, batch, exc, now)
+            report.error = str(exc)
+            return "stop"
+        except Exception as exc:
+            self._fail(lease, report, batch, exc, now)
+            logger.error(f"tenant {self.tenant.name}: batch of {len(batch)} failed: {exc}")
+            return "failed"
+        self.store.mark_sent(lease, ids, now)
+        duplicates = len(set(result.duplicates) & set(ids))
+        report.duplicates += duplicates
+        report.sent += len(ids) - duplicates
+        if result.processed + duplicates < len(ids):
+            logger.warning(
+                f"tenant {self.tenant.name}: the CRM stored {result.processed} of {len(ids)} "
+                f"calls and reported {duplicates} duplicates"
+            )
+        return "ok"
+
+    def _fail(
+        self,
+        lease: Lease,
+        report: CycleReport,
+        batch: Sequence[DueCall],
+        exc: BaseException,
+        now: datetime,
+    ) -> None:
+        sync = self.settings.sync
+        failures = []
+        for call in batch:
+            failure = after_failure(
+                call.attempts,
+                now,
+                max_attempts=sync.max_attempts,
+                base_seconds=sync.retry_base_seconds,
+                max_seconds=sync.retry_max_seconds,
+            )
+            failures.append((call.external_id, failure, _one_line(exc)))
+            if failure.status == "dead":
+                report.dead += 1
+            else:
+                report.failed += 1
+        self.store.mark_failed(lease, failures, now)
+
+
+def derive(page: Sequence[Leg | CallRow], options: BuildOptions, now: datetime) -> list[Call]:
+    """Calls from one page of the source: legs grouped by linkedid, or one row per call."""
+    now_aware = now.replace(tzinfo=UTC)
+    legs = [item for item in page if isinstance(item, Leg)]
+    calls = build_calls(legs, options, now_aware) if legs else []
+    calls += [build_call_row(r, options, now_aware) for r in page if isinstance(r, CallRow)]
+    return calls
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

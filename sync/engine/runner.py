@@ -1,0 +1,97 @@
+"""Runs tenant cycles: every tenant in its own thread, so one tenant's bad key, 403 or outage
+never delays another (each has its own client, rate limit and lease)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync import db
+from sync.config import Settings, TenantSettings
+from sync.crm import RetailCRMClient
+from sync.engine.cycle import CycleReport, Progress, TenantCycle, Window
+from sync.engine.store import Store, this_owner
+from sync.sources import open_source
+
+
+def make_client(settings: Settings, tenant: TenantSettings) -> RetailCRMClient:
+    return RetailCRMClient(
+        tenant.url,
+        tenant.api_key.reveal(),
+        tenant=tenant.name,
+        telephony_rps=tenant.rate_limit,
+        connect_timeout=settings.sync.connect_timeout,
+        read_timeout=settings.sync.read_timeout,
+        pool_size=settings.sync.max_in_flight,
+        site=tenant.site,
+    )
+
+
+class Runner:
+    """Owns the engines, clients and the source for as long as the process runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stop: threading.Event | None = None,
+        owner: str | None = None,
+        engine: sa.Engine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.owner = owner or this_owner()
+        self.engine = engine or db.make_engine(settings.database.url)
+        self.store = Store(self.engine)
+        same_db = settings.source.url == settings.database.url
+        self.source_engine = self.engine if same_db else db.make_engine(settings.source.url)
+        self._source: Any = None
+        self.clients = {t.name: make_client(settings, t) for t in settings.tenants}
+        self.store.ensure_tenants(t.name for t in settings.tenants)
+
+    @property
+    def source(self) -> Any:
+        """Opened on first use: a PBX database that is down must not stop `status` or `run`."""
+        if self._source is None:
+            self._source = open_source(self.settings.source, self.source_engine)
+        return self._source
+
+    def cycle(self, tenant: TenantSettings) -> TenantCycle:
+        return TenantCycle(
+            self.settings,
+            tenant,
+            self.store,
+            lambda: self.source,
+            self.clients[tenant.name],
+            self.owner,
+            self.stop,
+        )
+
+    def selected(self, names: Sequence[str] | None) -> list[TenantSettings]:
+        if not names:
+            return list(self.settings.tenants)
+        return [self.settings.tenant(n) for n in names]
+
+    def once(
+        self,
+        tenants: Sequence[str] | None = None,
+        window: Window | None = None,
+        progress: Progress | None = None,
+    ) -> list[CycleReport]:
+        chosen = self.selected(tenants)
+        if len(chosen) == 1:
+            return [self.cycle(chosen[0]).run(window, progress)]
+        with ThreadPoolExecutor(len(chosen), thread_name_prefix="tenant") as pool:
+            futures = [pool.submit(self.cycle(t).run, window, progress) for t in chosen]
+            return [f.result() for f in futures]
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        if self.source_engine is not self.engine:
+            self.source_engine.dispose()
+        self.engine.dispose()

@@ -1,0 +1,657 @@
+"""Every SQL statement on our own tables, in one place.
+
+Writes made on behalf of a tenant cycle go through ``fenced``: one short transaction that
+first locks the tenant row and checks that our lease (owner + epoch) is still the current one.
+A process whose lease expired (paused, partitioned, killed and resumed) therefore cannot
+overwrite what the new owner did. No transaction is ever held across an HTTP request.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from models import CallSync, CustomerClaim, RetailcrmCustomer, SyncRun, SyncTenant
+from sync.engine.state import UNSENT, Action, Derived, Failure, Status, Stored, diff
+
+TENANT = cast(sa.Table, SyncTenant.__table__)
+CALLS = cast(sa.Table, CallSync.__table__)
+CUSTOMERS = cast(sa.Table, RetailcrmCustomer.__table__)
+CLAIMS = cast(sa.Table, CustomerClaim.__table__)
+RUNS = cast(sa.Table, SyncRun.__table__)
+IN_CHUNK = 500
+
+
+if TYPE_CHECKING:
+    from sync.engine.customers import Change
+
+
+class LeaseLost(Exception):
+    """Another process owns the tenant now; this cycle must stop writing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    tenant: str
+    owner: str
+    epoch: int
+
+
+def this_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True for a lease of a process on this host that no longer runs (design §2 step 1)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class TenantState:
+    name: str
+    cursor: datetime | None
+    paused: bool
+    last_success_at: datetime | None
+    last_error: str | None
+    customers_since_id: int | None
+    customers_seeded_at: datetime | None
+    client_id: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueCall:
+    external_id: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiffCounts:
+    inserted: int = 0
+    updated: int = 0
+    skipped: int = 0
+    changed_after_upload: tuple[tuple[str, Any, Any], ...] = ()
+
+
+def _in_chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(values), IN_CHUNK):
+        yield values[i : i + IN_CHUNK]
+
+
+class Store:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- tenants and leases -------------------------------------------------------------
+
+    def ensure_tenants(self, names: Iterable[str]) -> None:
+        for name in names:
+            with self.engine.connect() as conn:
+                exists = conn.execute(sa.select(TENANT.c.name).where(TENANT.c.name == name))
+                if exists.first() is not None:
+                    continue
+                try:
+                    conn.execute(sa.insert(TENANT).values(name=name, lease_epoch=0, paused=False))
+                    conn.commit()
+                except IntegrityError:
+                    conn.rollback()  # another process created it first
+
+    def tenant(self, name: str) -> TenantState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(TENANT).where(TENANT.c.name == name)).mappings().first()
+        if row is None:
+            return None
+        return TenantState(
+            name=row["name"],
+            cursor=row["cursor"],
+            paused=bool(row["paused"]),
+            last_success_at=row["last_success_at"],
+            last_error=row["last_error"],
+            customers_since_id=row["customers_since_id"],
+            customers_seeded_at=row["customers_seeded_at"],
+            client_id=row["client_id"],
+            lease_owner=row["lease_owner"],
+            lease_expires_at=row["lease_expires_at"],
+        )
+
+    def claim(
+        self,
+        tenant: str,
+        owner: str,
+        lease_seconds: float,
+        now: datetime,
+        is_dead: Callable[[str], bool] = owner_is_dead,
+    ) -> Lease | None:
+        """Take the tenant's lease in one short transaction, or None when someone holds it."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(TENANT.c.lease_owner, TENANT.c.lease_expires_at, TENANT.c.lease_epoch)
+                .where(TENANT.c.name == tenant)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                return None  # locked by a concurrent claim or fenced write
+            held = row.lease_owner and row.lease_expires_at and row.lease_expires_at > now
+            if held and row.lease_owner != owner and not is_dead(row.lease_owner):
+                return None
+            epoch = int(row.lease_epoch or 0) + 1
+            conn.execute(
+                sa.update(TENANT)
+                .where(TENANT.c.name == tenant)
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    lease_epoch=epoch,
+                )
+            )
+        return Lease(tenant, owner, epoch)
+
+    @contextmanager
+    def fenced(self, lease: Lease) -> Iterator[sa.Connection]:
+        """A transaction that only commits while ``lease`` is still the tenant's lease."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(TENANT.c.lease_owner, TENANT.c.lease_epoch)
+                .where(TENANT.c.name == lease.tenant)
+                .with_for_update()
+            ).first()
+            if row is None or row.lease_owner != lease.owner or row.lease_epoch != lease.epoch:
+                raise LeaseLost(f"tenant {lease.tenant}: lease taken over by {row and row[0]}")
+            yield conn
+
+    def extend(self, lease: Lease, lease_seconds: float, now: datetime) -> None:
+        with self.fenced(lease) as conn:
+            conn.execute(
+                sa.update(TENANT)
+                .where(TENANT.c.name == lease.tenant)
+                .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            )
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease up; a lost lease is not ours to release."""
+        try:
+            with self.fenced(lease) as conn:
+                conn.execute(
+                    sa.update(TENANT)
+                    .where(TENANT.c.name == lease.tenant)
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+        except LeaseLost:
+            pass
+
+    def finish_cycle(
+        self,
+        lease: Lease,
+        *,
+        now: datetime,
+        cursor: datetime | None,
+        error: str | None,
+        paused: bool,
+    ) -> None:
+        values: dict[str, Any] = {"last_error": error, "paused": paused}
+        if cursor is not None:
+            values["cursor"] = cursor
+        if error is None:
+            values["last_success_at"] = now
+        with self.fenced(lease) as conn:
+            conn.execute(sa.update(TENANT).where(TENANT.c.name == lease.tenant).values(**values))
+
+    def set_client_id(self, tenant: str, client_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(TENANT)
+                .where(TENANT.c.name == tenant, TENANT.c.client_id.is_(None))
+                .values(client_id=client_id)
+            )
+
+    # -- calls: diff ---------------------------------------------------------------------
+
+    def apply_derivations(
+        self,
+        lease: Lease,
+        calls: Sequence[tuple[str, datetime | None, Derived]],
+        now: datetime,
+        *,
+        force: bool = False,
+    ) -> DiffCounts:
+        """Insert new calls and move unsent ones to their latest derivation, set-based."""
+        if not calls:
+            return DiffCounts()
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        changed: list[tuple[str, Any, Any]] = []
+        with self.fenced(lease) as conn:
+            stored = self._stored(conn, lease.tenant, [c[0] for c in calls])
+            for external_id, started_at, derived in calls:
+                before = stored.get(external_id)
+                action = diff(before, derived, force=force)
+                row = {
+                    "b_id": external_id,
+                    "b_status": derived.status.value,
+                    "b_payload": derived.payload,
+                    "b_skip": derived.skip_reason,
+                    "b_started": started_at,
+                }
+                if action is Action.INSERT:
+                    inserts.append(row)
+                elif action is Action.UPDATE:
+                    updates.append(row)
+                elif action is Action.CHANGED_AFTER_UPLOAD and before is not None:
+                    changed.append((external_id, before.payload, derived.payload))
+            if inserts:
+                conn.execute(
+                    sa.insert(CALLS),
+                    [
+                        {
+                            "tenant": lease.tenant,
+                            "external_id": r["b_id"],
+                            "status": r["b_status"],
+                            "payload": r["b_payload"],
+                            "skip_reason": r["b_skip"],
+                            "started_at": r["b_started"],
+                            "attempts": 0,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for r in inserts
+                    ],
+                )
+            if updates:
+                updatable = [s.value for s in UNSENT] + ([Status.SENT.value] if force else [])
+                conn.execute(
+                    sa.update(CALLS)
+                    .where(
+                        CALLS.c.tenant == lease.tenant,
+                        CALLS.c.external_id == sa.bindparam("b_id"),
+                        CALLS.c.status.in_(updatable),
+                    )
+                    .values(
+                        status=sa.bindparam("b_status"),
+                        payload=sa.bindparam("b_payload", type_=CALLS.c.payload.type),
+                        skip_reason=sa.bindparam("b_skip"),
+                        started_at=sa.bindparam("b_started"),
+                        attempts=0,
+                        next_attempt_at=None,
+                        last_error=None,
+                        updated_at=now,
+                    ),
+                    updates,
+                )
+        skipped = sum(1 for r in inserts + updates if r["b_skip"])
+        return DiffCounts(len(inserts), len(updates), skipped, tuple(changed))
+
+    def _stored(self, conn: sa.Connection, tenant: str, ids: Sequence[str]) -> dict[str, Stored]:
+        found: dict[str, Stored] = {}
+        for chunk in _in_chunks(ids):
+            rows = conn.execute(
+                sa.select(
+                    CALLS.c.external_id, CALLS.c.status, CALLS.c.payload, CALLS.c.skip_reason
+                ).where(CALLS.c.tenant == tenant, CALLS.c.external_id.in_(chunk))
+            )
+            for r in rows:
+                found[r.external_id] = Stored(r.status, r.payload, r.skip_reason)
+        return found
+
+    # -- calls: upload state ---------------------------------------------------------------
+
+    def reset_sending(self, lease: Lease, now: datetime) -> int:
+        """Calls left ``sending`` by a previous owner go again (the CRM dedups by externalId)."""
+        with self.fenced(lease) as conn:
+            result = conn.execute(
+                sa.update(CALLS)
+                .where(CALLS.c.tenant == lease.tenant, CALLS.c.status == Status.SENDING.value)
+                .values(status=Status.PENDING.value, updated_at=now)
+            )
+        return int(result.rowcount or 0)
+
+    def due_calls(
+        self, tenant: str, now: datetime, limit: int, exclude: Sequence[str] = ()
+    ) -> list[DueCall]:
+        """Oldest first: pending calls and failed calls whose retry time has come."""
+        query = (
+            sa.select(CALLS.c.external_id, CALLS.c.payload, CALLS.c.attempts)
+            .where(
+                CALLS.c.tenant == tenant,
+                sa.or_(
+                    CALLS.c.status == Status.PENDING.value,
+                    sa.and_(
+                        CALLS.c.status == Status.FAILED.value,
+                        sa.or_(CALLS.c.next_attempt_at.is_(None), CALLS.c.next_attempt_at <= now),
+                    ),
+                ),
+            )
+            .order_by(CALLS.c.started_at, CALLS.c.external_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        skip = set(exclude)
+        return [
+            DueCall(r.external_id, r.payload, r.attempts)
+            for r in rows
+            if r.external_id not in skip and r.payload is not None
+        ]
+
+    def mark_sending(self, lease: Lease, ids: Sequence[str], batch_id: str, now: datetime) -> None:
+        with self.fenced(lease) as conn:
+            for chunk in _in_chunks(ids):
+                conn.execute(
+                    sa.update(CALLS)
+                    .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id.in_(chunk))
+                    .values(status=Status.SENDING.value, batch_id=batch_id, updated_at=now)
+                )
+
+    def mark_sent(self, lease: Lease, ids: Sequence[str], now: datetime) -> None:
+        with self.fenced(lease) as conn:
+            for chunk in _in_chunks(ids):
+                conn.execute(
+                    sa.update(CALLS)
+                    .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id.in_(chunk))
+                    .values(
+                        status=Status.SENT.value,
+                        sent_at=now,
+                        last_error=None,
+                        next_attempt_at=None,
+                        updated_at=now,
+                    )
+                )
+
+    def mark_failed(
+        self, lease: Lease, failures: Sequence[tuple[str, Failure, str]], now: datetime
+    ) -> None:
+        if not failures:
+            return
+        with self.fenced(lease) as conn:
+            conn.execute(
+                sa.update(CALLS)
+                .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id == sa.bindparam("b_id"))
+                .values(
+                    status=sa.bindparam("b_status"),
+                    attempts=sa.bindparam("b_attempts"),
+                    next_attempt_at=sa.bindparam("b_next"),
+                    last_error=sa.bindparam("b_error"),
+                    updated_at=now,
+                ),
+                [
+                    {
+                        "b_id": external_id,
+                        "b_status": f.status.value,
+                        "b_attempts": f.attempts,
+                        "b_next": f.next_attempt_at,
+                        "b_error": error[:2000],
+                    }
+                    for external_id, f, error in failures
+                ],
+            )
+
+    def mark_pending(self, lease: Lease, ids: Sequence[str], error: str, now: datetime) -> None:
+        """Back to pending without counting an attempt: the fault was not the call's."""
+        with self.fenced(lease) as conn:
+            for chunk in _in_chunks(ids):
+                conn.execute(
+                    sa.update(CALLS)
+                    .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id.in_(chunk))
+                    .values(status=Status.PENDING.value, last_error=error[:2000], updated_at=now)
+                )
+
+    def record_run(self, values: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(RUNS).values(**values))
+
+    # -- customer map -------------------------------------------------------------------
+
+    def apply_map_changes(self, tenant: str, changes: Sequence[Change], now: datetime) -> None:
+        """Apply history-derived edits in order, in one transaction (idempotent)."""
+        if not changes:
+            return
+        mine = CUSTOMERS.c.enterprise_number == tenant
+        with self.engine.begin() as conn:
+            for change in changes:
+                if change.kind == "add":
+                    exists = conn.execute(
+                        sa.select(CUSTOMERS.c.id).where(
+                            mine,
+                            CUSTOMERS.c.phone == change.phone,
+                            CUSTOMERS.c.retailcrm_customer_id == change.customer_id,
+                        )
+                    ).first()
+                    if exists is None:
+                        try:
+                            with conn.begin_nested():
+                                conn.execute(
+                                    sa.insert(CUSTOMERS).values(
+                                        enterprise_number=tenant,
+                                        phone=change.phone,
+                                        retailcrm_customer_id=change.customer_id,
+                                        created_at=now,
+                                        updated_at=now,
+                                    )
+                                )
+                        except IntegrityError:
+                            pass  # added by a concurrent refresh: the same row
+                elif change.kind == "remove":
+                    conn.execute(
+                        sa.delete(CUSTOMERS).where(
+                            mine,
+                            CUSTOMERS.c.phone == change.phone,
+                            CUSTOMERS.c.retailcrm_customer_id == change.customer_id,
+                        )
+                    )
+                elif change.kind == "drop":
+                    conn.execute(
+                        sa.delete(CUSTOMERS).where(
+                            mine, CUSTOMERS.c.retailcrm_customer_id == change.customer_id
+                        )
+                    )
+                else:  # move: the merged customer's numbers now belong to the survivor
+                    phones = (
+                        conn.execute(
+                            sa.select(CUSTOMERS.c.phone).where(
+                                mine, CUSTOMERS.c.retailcrm_customer_id == change.customer_id
+                            )
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    conn.execute(
+                        sa.delete(CUSTOMERS).where(
+                            mine, CUSTOMERS.c.retailcrm_customer_id == change.customer_id
+                        )
+                    )
+                    for phone in phones:
+                        conn.execute(
+                            sa.insert(CUSTOMERS).from_select(
+                                [
+                                    "enterprise_number",
+                                    "phone",
+                                    "retailcrm_customer_id",
+                                    "created_at",
+                                    "updated_at",
+                                ],
+                                sa.select(
+                                    sa.literal(tenant),
+                                    sa.literal(phone),
+                                    sa.literal(change.into),
+                                    sa.literal(now),
+                                    sa.literal(now),
+                                ).where(
+                                    ~sa.exists().where(
+                                        mine,
+                                        CUSTOMERS.c.phone == phone,
+                                        CUSTOMERS.c.retailcrm_customer_id == change.into,
+                                    )
+                                ),
+                            )
+                        )
+
+    def customer_map(self, tenant: str) -> set[tuple[str, int]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(CUSTOMERS.c.phone, CUSTOMERS.c.retailcrm_customer_id).where(
+                    CUSTOMERS.c.enterprise_number == tenant
+                )
+            )
+            return {(r.phone, int(r.retailcrm_customer_id)) for r in rows}
+
+    def known_phones(self, tenant: str, phones: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _in_chunks(sorted(set(phones))):
+                found.update(
+                    conn.execute(
+                        sa.select(CUSTOMERS.c.phone).where(
+                            CUSTOMERS.c.enterprise_number == tenant, CUSTOMERS.c.phone.in_(chunk)
+                        )
+                    ).scalars()
+                )
+        return found
+
+    def set_customers_cursor(self, tenant: str, since_id: int | None, seeded_at: datetime) -> None:
+        values: dict[str, Any] = {"customers_seeded_at": seeded_at}
+        if since_id is not None:
+            values["customers_since_id"] = since_id
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(TENANT).where(TENANT.c.name == tenant).values(**values))
+
+    def claim_phone(
+        self, tenant: str, phone: str, owner: str, now: datetime, stale_after: timedelta
+    ) -> bool:
+        """True for the one worker that may create this number's customer."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.insert(CLAIMS).values(
+                        tenant=tenant, phone=phone, owner=owner, claimed_at=now
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        # A claim left unfinished by a crash is taken over after a while; the CRM search that
+        # follows finds the customer if the crashed worker did create it.
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                sa.update(CLAIMS)
+                .where(
+                    CLAIMS.c.tenant == tenant,
+                    CLAIMS.c.phone == phone,
+                    CLAIMS.c.retailcrm_customer_id.is_(None),
+                    CLAIMS.c.claimed_at < now - stale_after,
+                )
+                .values(owner=owner, claimed_at=now)
+            )
+        return bool(taken.rowcount)
+
+    def release_phone(self, tenant: str, phone: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(CLAIMS).where(
+                    CLAIMS.c.tenant == tenant,
+                    CLAIMS.c.phone == phone,
+                    CLAIMS.c.retailcrm_customer_id.is_(None),
+                )
+            )
+
+    def finish_phone_claim(self, tenant: str, phone: str, customer_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(CLAIMS)
+                .where(CLAIMS.c.tenant == tenant, CLAIMS.c.phone == phone)
+                .values(retailcrm_customer_id=customer_id)
+            )
+
+    # -- operator commands ---------------------------------------------------------------
+
+    def status_counts(self) -> dict[str, dict[str, Any]]:
+        """Per tenant: count per status and the oldest pending call's start."""
+        result: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for name in conn.execute(sa.select(TENANT.c.name).order_by(TENANT.c.name)).scalars():
+                result[name] = {s.value: 0 for s in Status}
+            rows = conn.execute(
+                sa.select(CALLS.c.tenant, CALLS.c.status, sa.func.count()).group_by(
+                    CALLS.c.tenant, CALLS.c.status
+                )
+            )
+            for tenant, status, count in rows:
+                result.setdefault(tenant, {s.value: 0 for s in Status})[status] = int(count)
+            oldest = conn.execute(
+                sa.select(CALLS.c.tenant, sa.func.min(CALLS.c.created_at))
+                .where(
+                    CALLS.c.status.in_(
+                        [Status.PENDING.value, Status.FAILED.value, Status.SENDING.value]
+                    )
+                )
+                .group_by(CALLS.c.tenant)
+            )
+            for tenant, created in oldest:
+                result.setdefault(tenant, {s.value: 0 for s in Status})["oldest_pending"] = created
+        return result
+
+    def oldest_unsent(self, tenant: str) -> datetime | None:
+        """Start of the oldest call still waiting to reach the CRM: the tenant's lag."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.min(CALLS.c.started_at)).where(
+                    CALLS.c.tenant == tenant,
+                    CALLS.c.status.in_(
+                        [Status.PENDING.value, Status.SENDING.value, Status.FAILED.value]
+                    ),
+                )
+            ).scalar()
+
+    def requeue(self, tenant: str | None, dead: bool, now: datetime) -> int:
+        statuses = [Status.FAILED.value] + ([Status.DEAD.value] if dead else [])
+        query = sa.update(CALLS).where(CALLS.c.status.in_(statuses))
+        if tenant is not None:
+            query = query.where(CALLS.c.tenant == tenant)
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                query.values(
+                    status=Status.PENDING.value, attempts=0, next_attempt_at=None, updated_at=now
+                )
+            )
+        return int(result.rowcount or 0)
+
+    def call_history(self, external_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(CALLS).where(CALLS.c.external_id == external_id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def prune(self, before: datetime) -> tuple[int, int]:
+        """Drop old run reports and the payloads of calls sent long ago (keep their state)."""
+        with self.engine.begin() as conn:
+            runs = conn.execute(sa.delete(RUNS).where(RUNS.c.started_at < before)).rowcount
+            payloads = conn.execute(
+                sa.update(CALLS)
+                .where(
+                    CALLS.c.status == Status.SENT.value,
+                    CALLS.c.sent_at < before,
+                    CALLS.c.payload.is_not(None),
+                )
+                .values(payload=sa.null())
+            ).rowcount
+        return int(runs or 0), int(payloads or 0)
