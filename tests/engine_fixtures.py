@@ -79,8 +79,11 @@ def fill_cdr(url: str, legs: Iterable[Leg], **table: Any) -> int:
         engine.dispose()
 
 
-def generated(n_calls: int, *, hours_ago: float = 3, seed: int = 7, **kw: Any) -> list[Leg]:
-    start = (datetime.now(UTC) - timedelta(hours=hours_ago)).replace(tzinfo=None, microsecond=0)
+def generated(n_calls: int, *, hours_ago: float = 1, seed: int = 7, **kw: Any) -> list[Leg]:
+    """Calls whose last one started ``hours_ago`` hours ago: all complete, all in the window."""
+    spacing = kw.get("spacing_seconds", 20.0)
+    span = timedelta(hours=hours_ago, seconds=n_calls * spacing)
+    start = (datetime.now(UTC) - span).replace(tzinfo=None, microsecond=0)
     return list(generate_legs(n_calls, start=start, seed=seed, **kw))
 
 

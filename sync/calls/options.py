@@ -33,7 +33,14 @@ class ValueSpellings:
     answered: tuple[str, ...] = ("answered", "ANSWERED", "completed", "success")
     busy: tuple[str, ...] = ("busy", "BUSY")
     failed: tuple[str, ...] = ("failed", "FAILED", "CONGESTION", "error")
-    no_answer: tuple[str, ...] = ("no answer", "NO ANSWER", "noanswer", "missed", "cancel", "CANCEL")
+    no_answer: tuple[str, ...] = (
+        "no answer",
+        "NO ANSWER",
+        "noanswer",
+        "missed",
+        "cancel",
+        "CANCEL",
+    )
 
 
 @dataclass(frozen=True, slots=True)

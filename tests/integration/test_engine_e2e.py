@@ -11,7 +11,7 @@ from sync import db
 from sync.emulator import Emulator
 from sync.engine.runner import Runner
 from sync.engine.store import Store
-from tests.crm_fixtures import API_KEY, emulator  # noqa: F401
+from tests.crm_fixtures import API_KEY
 from tests.engine_fixtures import KEY_ENV, expected_payloads, fill_cdr, generated, write_config
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_generated_calls_arrive_exactly_once(
     tmp_path: Path,
     db_url: str,
-    emulator: Emulator,  # noqa: F811
+    emulator: Emulator,
 ) -> None:
     emulator.register_module()
     legs = generated(300)

@@ -15,7 +15,7 @@ from sync import config, db
 from sync.emulator import Emulator
 from sync.engine.runner import Runner
 from sync.engine.store import Store
-from tests.crm_fixtures import API_KEY, emulator  # noqa: F401
+from tests.crm_fixtures import API_KEY
 from tests.engine_fixtures import KEY_ENV, expected_payloads, fill_cdr, generated, write_config
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def rows(url: str, tenant: str = "shop") -> dict[str, dict[str, Any]]:
         engine.dispose()
 
 
-def test_503_bursts_are_retried(tmp_path: Path, pg_url: str, emulator: Emulator) -> None:  # noqa: F811
+def test_503_bursts_are_retried(tmp_path: Path, pg_url: str, emulator: Emulator) -> None:
     settings, expected = setup(tmp_path, pg_url, emulator)
     emulator.fail_next(UPLOAD, 3, status=503, body="html")
     runner = Runner(settings)
@@ -66,7 +66,7 @@ def test_503_bursts_are_retried(tmp_path: Path, pg_url: str, emulator: Emulator)
 def test_hung_upload_is_retried_and_lands_once(
     tmp_path: Path,
     pg_url: str,
-    emulator: Emulator,  # noqa: F811
+    emulator: Emulator,
 ) -> None:
     settings, expected = setup(tmp_path, pg_url, emulator, sync={"read_timeout": 1})
     emulator.hang_next(UPLOAD, 1, seconds=3)
@@ -83,7 +83,7 @@ def test_hung_upload_is_retried_and_lands_once(
 def test_one_bad_call_in_a_batch_fails_alone(
     tmp_path: Path,
     pg_url: str,
-    emulator: Emulator,  # noqa: F811
+    emulator: Emulator,
 ) -> None:
     settings, expected = setup(tmp_path, pg_url, emulator, n=60)
     # A call the CRM rejects (as if a server-side rule we do not know refused it), recorded
@@ -141,7 +141,7 @@ def test_one_bad_call_in_a_batch_fails_alone(
 def test_revoked_key_pauses_only_its_tenant(
     tmp_path: Path,
     pg_url: str,
-    emulator: Emulator,  # noqa: F811
+    emulator: Emulator,
 ) -> None:
     tenants = [
         {"name": "good", "match": "A"},
@@ -178,7 +178,7 @@ def test_database_connections_killed_mid_cycle(
     tmp_path: Path,
     pg_url: str,
     pg_admin: sa.Engine,
-    emulator: Emulator,  # noqa: F811
+    emulator: Emulator,
 ) -> None:
     settings, expected = setup(tmp_path, pg_url, emulator, n=300)
     emulator.latency = 0.2

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sync import config, db
 from sync.emulator import Emulator
 from sync.engine.store import Store
-from tests.crm_fixtures import API_KEY, emulator  # noqa: F401
+from tests.crm_fixtures import API_KEY
 from tests.engine_fixtures import KEY_ENV, expected_payloads, fill_cdr, generated, write_config
 
 pytestmark = pytest.mark.integration
@@ -51,8 +51,18 @@ def env() -> dict[str, str]:
 def once(path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "sync", "--config", str(path), "--log-level", "WARNING", "once"],
-        env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env(),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
+
+
+def finish(proc: subprocess.Popen[bytes]) -> int:
+    """Exit code of a `once` run; anything but 0/1 (or our SIGKILL) fails the test."""
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 1, -signal.SIGKILL), err.decode()[-2000:]
+    return proc.returncode
 
 
 def counts(url: str) -> dict[str, object]:
@@ -73,26 +83,27 @@ def successful_ids(emu: Emulator) -> Counter[str]:
 
 
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
-    tmp_path: Path, pg_url: str, emulator: Emulator  # noqa: F811
+    tmp_path: Path, pg_url: str, emulator: Emulator
 ) -> None:
     emulator.register_module()
-    emulator.latency = 0.05
+    emulator.latency = 0.3  # 20 rounds of 2 batches: ~6 s of uploading to kill into
     legs = generated(2000, seed=11)
     fill_cdr(pg_url, legs)
-    path = write_config(tmp_path, db_url=pg_url, crm_url=emulator.base_url)
+    path = write_config(
+        tmp_path, db_url=pg_url, crm_url=emulator.base_url, sync={"max_in_flight": 2}
+    )
     expected = expected_payloads(config.load(path, {KEY_ENV: API_KEY}), legs)
     rng = random.Random(5)
     kills = 0
     for _ in range(6):
         proc = once(path)
-        time.sleep(rng.uniform(0.5, 3.0))
+        time.sleep(rng.uniform(0.8, 3.5))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
-        proc.wait()
+        finish(proc)
     for _ in range(5):  # the operator runs it again until it finishes cleanly
-        proc = once(path)
-        assert proc.wait(timeout=120) in (0, 1)
+        finish(once(path))
         state = counts(pg_url)
         if not (state["pending"] or state["sending"] or state["failed"]):
             break
@@ -104,17 +115,26 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
 
 
 def test_three_concurrent_workers_never_upload_a_call_twice(
-    tmp_path: Path, pg_url: str, emulator: Emulator  # noqa: F811
+    tmp_path: Path, pg_url: str, emulator: Emulator
 ) -> None:
     emulator.register_module()
     legs = generated(10_000, seed=3, spacing_seconds=1.0)
     fill_cdr(pg_url, legs)
-    path = write_config(tmp_path, db_url=pg_url, crm_url=emulator.base_url,
-                        sync={"lease_seconds": 60, "upload_budget_seconds": 20})
+    path = write_config(
+        tmp_path,
+        db_url=pg_url,
+        crm_url=emulator.base_url,
+        sync={"lease_seconds": 60, "upload_budget_seconds": 20},
+    )
     expected = expected_payloads(config.load(path, {KEY_ENV: API_KEY}), legs)
     workers = [
-        subprocess.Popen([sys.executable, "-c", LOOP, str(path), "240"], env=env(), cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", LOOP, str(path), "240"],
+            env=env(),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(3)
     ]
     for worker in workers:

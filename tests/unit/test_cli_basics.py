@@ -10,10 +10,14 @@ import pytest
 from sync.cli import main
 
 
-def test_bad_config_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config_exits_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[sync]\nbatch_size = 500\n[[tenants]]\nname="s"\nurl="https://a.ru"\n'
-                    'api_key_env="K"\n', encoding="utf-8")
+    path.write_text(
+        '[sync]\nbatch_size = 500\n[[tenants]]\nname="s"\nurl="https://a.ru"\napi_key_env="K"\n',
+        encoding="utf-8",
+    )
     assert main(["--config", str(path), "db", "upgrade"]) == 2
     err = capsys.readouterr().err
     assert f"{path}: sync.batch_size: must be between 1 and 50" in err
@@ -36,8 +40,9 @@ def test_init_writes_owner_only_file_and_refuses_to_overwrite(
     assert "exists; use --force" in capsys.readouterr().err
 
 
-def test_db_upgrade_creates_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_db_upgrade_creates_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("RETAILCRM_API_KEY", "k" * 20)
     monkeypatch.chdir(tmp_path)
     assert main(["init"]) == 0

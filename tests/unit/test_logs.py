@@ -19,7 +19,9 @@ def _reset_logging() -> None:
     logs.setup("INFO", None, (), stderr=False)
 
 
-def test_secrets_never_reach_stderr_or_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_secrets_never_reach_stderr_or_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     secret = "key-" + "ABCDEF123"  # built at run time: tracebacks quote source lines
     log_file = logs.setup("DEBUG", LoggingSettings(dir=str(tmp_path)), [secret])
     assert log_file == tmp_path / "retailcrm-sync.jsonl"
