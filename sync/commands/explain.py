@@ -13,7 +13,7 @@ from sync.cli import CliError
 from sync.commands.common import load_settings, open_database
 from sync.engine.cycle import derive
 from sync.engine.store import Store
-from sync.sources import open_source
+from sync.sources import CallSource, SourceError, open_source
 from sync.timeutil import utcnow
 
 
@@ -30,7 +30,12 @@ def run(args: argparse.Namespace) -> int:
     history = Store(open_database(settings)).call_history(external_id)
     engine = db.make_engine(settings.source.url)
     try:
-        legs = open_source(settings.source, engine).legs_of([key])
+        source = open_source(settings.source, engine)
+        legs: list[Leg] | list[CallRow] = (
+            source.rows_of([key]) if isinstance(source, CallSource) else source.legs_of([key])
+        )
+    except SourceError as exc:
+        raise CliError(f"call log: {exc}") from None
     finally:
         engine.dispose()
     if not legs and not history:

@@ -126,6 +126,13 @@ class Faults:
         with self._faults_lock:
             self._fail_rules.append(_Rule(path_prefix, n, status, body, retry_after))
 
+    def clear_faults(self) -> None:
+        """Forget every pending fail/hang/drop rule: the account is healthy again."""
+        with self._faults_lock:
+            self._fail_rules.clear()
+            self._hang_rules.clear()
+            self._drop_rules.clear()
+
     def hang_next(self, path_prefix: str, n: int = 1, seconds: float = 5.0) -> None:
         """Process the next ``n`` requests, then wait ``seconds`` before answering."""
         with self._faults_lock:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync.calls.builder import Call, build_call_row, build_calls
 from sync.calls.legs import CallRow, Leg
@@ -36,6 +37,7 @@ from sync.crm import (
 from sync.engine.customers import CustomerMap
 from sync.engine.state import Derived, after_failure, batch_id, chunks, halves
 from sync.engine.store import DueCall, Lease, LeaseLost, Store
+from sync.sources import SourceError
 from sync.timeutil import local_to_utc, utc_to_local, utcnow
 
 Progress = Callable[[int, int], None]
@@ -144,7 +146,8 @@ class TenantCycle:
             report.outcome, report.error = "lease-lost", str(exc)
         except Exception as exc:  # a cycle never takes the process down
             report.outcome, report.error = "error", _one_line(exc)
-            logger.opt(exception=not isinstance(exc, CRMError)).error(
+            expected = isinstance(exc, (CRMError, SourceError, SQLAlchemyError))
+            logger.opt(exception=not expected).error(
                 f"tenant {self.tenant.name}: cycle failed: {report.error}"
             )
         finally:

@@ -278,13 +278,17 @@ class Store:
                     ],
                 )
             if updates:
+                # Constants, not bound lists: an expanding IN cannot go with executemany.
                 updatable = [s.value for s in UNSENT] + ([Status.SENT.value] if force else [])
+                status_ok = sa.or_(
+                    *(CALLS.c.status == sa.literal_column(f"'{s}'") for s in updatable)
+                )
                 conn.execute(
                     sa.update(CALLS)
                     .where(
                         CALLS.c.tenant == lease.tenant,
                         CALLS.c.external_id == sa.bindparam("b_id"),
-                        CALLS.c.status.in_(updatable),
+                        status_ok,
                     )
                     .values(
                         status=sa.bindparam("b_status"),

@@ -83,3 +83,44 @@ def test_generated_calls_arrive_exactly_once(
     assert counts["sent"] == len(expected)
     assert counts["pending"] == counts["sending"] == counts["failed"] == 0
     assert counts["skipped"] > 0
+
+
+def test_unsent_calls_follow_their_latest_derivation(
+    tmp_path: Path, sqlite_url: str, emulator: Emulator
+) -> None:
+    """R10b: a skipped call whose legs change (here: the number appears) is uploaded."""
+    from sync import config
+
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    emulator.register_module()
+    legs = generated(60)
+    fill_cdr(sqlite_url, legs)
+    settings = config.load(
+        write_config(tmp_path, db_url=sqlite_url, crm_url=emulator.base_url), ENV
+    )
+    runner = Runner(settings)
+    try:
+        runner.once()
+        with engine.connect() as conn:
+            skipped = (
+                conn.execute(
+                    sa.text("select external_id from call_sync where skip_reason = 'no number'")
+                )
+                .scalars()
+                .all()
+            )
+        assert skipped, "the generator makes anonymous callers"
+        target = skipped[0]
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("update cdr set src = '80291112233', clid = '' where linkedid = :k"),
+                {"k": target},
+            )
+        (report,) = runner.once()
+    finally:
+        runner.close()
+        engine.dispose()
+    assert emulator.call(target) is not None
+    assert emulator.call(target)["phone"] == "+375291112233"
+    assert report.sent == 1
