@@ -7,7 +7,6 @@ import argparse
 import json
 from typing import Any
 
-from sync import db
 from sync.calls.legs import CallRow, Leg
 from sync.cli import CliError
 from sync.commands.common import load_settings, open_database
@@ -28,16 +27,16 @@ def run(args: argparse.Namespace) -> int:
     prefix = settings.pbx.external_id_prefix
     key = external_id.removeprefix(prefix) if prefix else external_id
     history = Store(open_database(settings)).call_history(external_id)
-    engine = db.make_engine(settings.source.url)
     try:
-        source = open_source(settings.source, engine)
+        source = open_source(settings.source)
+    except SourceError as exc:
+        raise CliError(f"call log: {exc}") from None
+    try:
         legs: list[Leg] | list[CallRow] = (
             source.rows_of([key]) if isinstance(source, CallSource) else source.legs_of([key])
         )
-    except SourceError as exc:
-        raise CliError(f"call log: {exc}") from None
     finally:
-        engine.dispose()
+        source.close()
     if not legs and not history:
         raise CliError(f"unknown call {external_id!r}: no legs in the call log, no sync record")
     print(f"externalId {external_id}")

@@ -66,11 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
 def dry_run(settings: Settings, window: Window, tenants: list[str] | None) -> int:
     """Read and build only: no lease, no table write, no CRM request."""
-    from sync import db
     from sync.sources import open_source
 
-    engine = db.make_engine(settings.source.url)
-    source = open_source(settings.source, engine)
+    source = open_source(settings.source)
     options = settings.build_options()
     now = utcnow()
     shown = 0
@@ -83,6 +81,6 @@ def dry_run(settings: Settings, window: Window, tenants: list[str] | None) -> in
                         print(json.dumps(line, ensure_ascii=False))
                         shown += 1
     finally:
-        engine.dispose()
+        source.close()
     print(f"dry run: {shown} calls would be uploaded; nothing was sent or changed", file=sys.stderr)
     return 0

@@ -47,8 +47,7 @@ class Runner:
         self.owner = owner or this_owner()
         self.engine = engine or db.make_engine(settings.database.url)
         self.store = Store(self.engine)
-        same_db = settings.source.url == settings.database.url
-        self.source_engine = self.engine if same_db else db.make_engine(settings.source.url)
+        self._same_db = settings.source.url == settings.database.url
         self._source: Any = None
         self.clients = {t.name: make_client(settings, t) for t in settings.tenants}
         self.store.ensure_tenants(t.name for t in settings.tenants)
@@ -57,7 +56,10 @@ class Runner:
     def source(self) -> Any:
         """Opened on first use: a PBX database that is down must not stop `status` or `run`."""
         if self._source is None:
-            self._source = open_source(self.settings.source, self.source_engine)
+            # A separate PBX database gets its own engine from open_source: a PBX's SQLite
+            # file must not be switched to WAL by our engine settings.
+            engine = self.engine if self._same_db else None
+            self._source = open_source(self.settings.source, engine)
         return self._source
 
     def cycle(self, tenant: TenantSettings) -> TenantCycle:
@@ -92,6 +94,6 @@ class Runner:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
-        if self.source_engine is not self.engine:
-            self.source_engine.dispose()
+        if self._source is not None:
+            self._source.close()
         self.engine.dispose()

@@ -375,6 +375,31 @@ def test_open_source_errors_name_table_and_column(engine: sa.Engine) -> None:
         open_source(leg_settings(url, table="cdr2", columns={"start": "call_start"}), engine)
 
 
+def test_unreachable_database_is_one_line_without_the_password() -> None:
+    settings = SourceSettings(url="postgresql+psycopg://reader:s3cret@127.0.0.1:1/asterisk")
+    with pytest.raises(SourceError, match="source database: cannot read table 'cdr'") as err:
+        open_source(settings)
+    assert "s3cret" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_own_engine_leaves_the_pbx_file_alone(engine: sa.Engine) -> None:
+    create_cdr_table(engine)
+    insert_legs(engine, scenario(groups=5))
+    source = open_source(leg_settings(str(engine.url)))
+    assert isinstance(source, LegSource)
+    with source:
+        assert list(source.read_window(W0, W1))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+
+
+def test_tenant_match_without_tenant_column_is_refused(engine: sa.Engine) -> None:
+    create_cdr_table(engine, tenant_column=None)
+    source = open_legs(leg_settings(str(engine.url)), engine)
+    with pytest.raises(SourceError, match="tenant_column"):
+        list(source.read_window(W0, W1, tenant_match="A"))
+
+
 def test_column_overrides_and_missing_optional_columns(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql(
