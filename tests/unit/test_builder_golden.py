@@ -80,8 +80,9 @@ def test_golden(path: Path) -> None:
         assert set(call.payload) <= set(explained)
 
 
-@pytest.mark.parametrize("path", [p for p in CASES if "legs" in json.loads(p.read_text())],
-                         ids=lambda path: path.stem)
+@pytest.mark.parametrize(
+    "path", [p for p in CASES if "legs" in json.loads(p.read_text())], ids=lambda path: path.stem
+)
 def test_golden_leg_order_does_not_matter(path: Path) -> None:
     case = json.loads(path.read_text())
     forward, backward = build_case(case)[0], build_case(case, reverse=True)[0]

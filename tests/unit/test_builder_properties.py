@@ -4,13 +4,16 @@ and every payload it emits is one the CRM accepts (the emulator's validation).""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sync.calls.builder import Call, build_call, build_call_row, build_calls
+from sync.calls.clock import ZoneClock
 from sync.calls.demo_cdr import generate_calls
 from sync.calls.legs import CallRow, Leg
 from sync.calls.options import BuildOptions, TenantRoute
@@ -76,9 +79,7 @@ _times = st.one_of(
     st.datetimes(timezones=st.just(timezone(timedelta(hours=-5)))),
     st.sampled_from([datetime.min, datetime.max, datetime(2026, 10, 25, 2, 30)]),
 )
-_ints = st.one_of(
-    st.integers(0, 400), st.none(), st.integers(-1000, -1), st.integers(2**40, 2**80)
-)
+_ints = st.one_of(st.integers(0, 400), st.none(), st.integers(-1000, -1), st.integers(2**40, 2**80))
 
 
 def _mixed(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -130,7 +131,7 @@ def _check(call: Call) -> None:
     assert all(isinstance(field, str) and isinstance(why, str) for field, why in call.rules)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(_any_legs, _options)
 def test_no_leg_set_crashes_and_payloads_validate(legs: list[Leg], options: BuildOptions) -> None:
     for call in build_calls(legs, options, NOW):
@@ -144,7 +145,8 @@ def test_shuffling_legs_gives_the_same_call(
 ) -> None:
     shuffled = list(legs)
     random.shuffle(shuffled)
-    assert _summary(build_calls(shuffled, options, NOW)) == _summary(build_calls(legs, options, NOW))
+    expected = _summary(build_calls(legs, options, NOW))
+    assert _summary(build_calls(shuffled, options, NOW)) == expected
     one, other = build_call(legs, options, NOW), build_call(shuffled, options, NOW)
     assert (one.status, one.skip_reason, one.payload) == (
         other.status,
@@ -194,6 +196,29 @@ _rows = st.builds(
 def test_no_calls_row_crashes_and_payloads_validate(
     row: CallRow, options: BuildOptions, has_ended_at: bool
 ) -> None:
-    from dataclasses import replace
-
     _check(build_call_row(row, replace(options, has_ended_at=has_ended_at), NOW))
+
+
+_ZONES = ["Europe/Berlin", "Europe/Minsk", "America/New_York", "Australia/Lord_Howe", "UTC"]
+CLOCKS: dict[str, ZoneClock] = {}
+
+
+@settings(max_examples=300, deadline=None)
+@example(datetime(2026, 10, 25, 2, 30), "Europe/Berlin")  # ambiguous wall time
+@example(datetime(2026, 10, 25, 0, 59, 59), "Europe/Berlin")  # UTC second before the change
+@example(datetime(2026, 10, 25, 1, 0), "Europe/Berlin")
+@example(datetime(2026, 3, 29, 2, 30), "Europe/Berlin")  # missing wall time
+@example(datetime(2026, 3, 29, 1, 59, 59), "Europe/Berlin")
+@example(datetime(2026, 4, 5, 1, 45), "Australia/Lord_Howe")  # 30-minute DST shift
+@given(
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1)),
+    st.sampled_from(_ZONES),
+)
+def test_memoised_zone_clock_agrees_with_zoneinfo(moment: datetime, zone_name: str) -> None:
+    zone = ZoneInfo(zone_name)
+    clock = CLOCKS.setdefault(zone_name, ZoneClock(zone))  # shared: exercises the memo
+    utc, _ = clock.to_utc(moment)
+    expected = moment.replace(tzinfo=zone, fold=0).astimezone(UTC).replace(tzinfo=None)
+    assert utc == expected
+    local = clock.from_utc(moment)
+    assert local == moment.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)

@@ -31,7 +31,7 @@ def test_same_seed_same_legs_other_seed_other_legs() -> None:
 def test_legs_come_in_start_order() -> None:
     legs = list(generate_legs(2000, start=START, seed=3, spacing_seconds=5))
     keys = [(leg.start, leg.sequence) for leg in legs]
-    assert keys == sorted(keys)  # type: ignore[type-var]
+    assert keys == sorted(keys)
 
 
 def test_ids_are_unique_per_call_and_look_like_asterisk_ids() -> None:
