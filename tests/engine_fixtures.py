@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sync.sources.cdr_table import create_cdr_table, insert_legs
 
 from sync import config, db
 from sync.calls.builder import build_calls
 from sync.calls.demo_cdr import generate_legs
 from sync.calls.legs import Leg
+from sync.sources.cdr_table import create_cdr_table, insert_legs
 
 KEY_ENV = "TEST_RETAILCRM_KEY"
 

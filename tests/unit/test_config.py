@@ -79,7 +79,10 @@ def test_example_written_by_init_is_valid(tmp_path: Path) -> None:
         ('[logging]\nlevel = "LOUD"', "logging.level: must be one of"),
         ('[logging]\nrotation = "big"', "logging.rotation: expected a size"),
         ("[database]\nurl = 5", "database.url: expected a string, got 5"),
-        ("[sync]\nupload_budget_seconds = 90", "sync.upload_budget_seconds: plus sync.read_timeout must be shorter"),
+        (
+            "[sync]\nupload_budget_seconds = 90",
+            "sync.upload_budget_seconds: plus sync.read_timeout must be shorter",
+        ),
     ],
 )
 def test_bad_values_are_named_by_key(tmp_path: Path, snippet: str, expected: str) -> None:
