@@ -1,0 +1,1 @@
+"""The daemon behind ``retailcrm-sync run``: scheduler and jobs, sd_notify, stop signals."""

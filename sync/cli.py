@@ -23,6 +23,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "calls per state, lag, last success and error per tenant"),
     "requeue": ("requeue", "failed (and --dead) calls back to pending"),
     "explain": ("explain", "legs, derived call, payload and sync history of one call"),
+    "run": ("run", "the daemon: sync, customer map and housekeeping on a schedule"),
+    "check": ("check", "configuration, databases, CRM key, scopes, module and extensions"),
+    "register": ("register", "create or update the telephony integration module"),
+    "source": ("source", "the PBX call log: recommended indexes (source indexes [--apply])"),
+    "demo": ("demo", "SQLite call log + built-in CRM emulator + one cycle, then a summary"),
+    "emulator": ("emulator", "serve the RetailCRM API emulator for manual tries"),
 }
 
 Handler = Callable[[argparse.Namespace], int]

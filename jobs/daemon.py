@@ -1,0 +1,200 @@
+"""The daemon (``retailcrm-sync run``): an APScheduler ``BlockingScheduler`` and its jobs.
+
+The job store is the in-memory one: coordination between instances is the engine's tenant
+lease, not the scheduler's, so two daemons on one database are safe without a shared job store.
+Every job has ``max_instances=1`` (a slow cycle is never run twice at once), ``coalesce=True``
+(runs missed while the process was stopped or busy collapse into one) and an explicit
+``misfire_grace_time``. Job errors, misses and skipped runs become one warning naming the job.
+
+Shutdown: the first SIGTERM/SIGINT stops the scheduler and tells the running cycle to claim no
+more batches; the batch in flight finishes and releases the lease within ``[daemon]
+stop_timeout``, then the process exits 0. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_SCHEDULER_STARTED,
+    JobEvent,
+    JobExecutionEvent,
+    SchedulerEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from loguru import logger
+from sqlalchemy.exc import SQLAlchemyError
+
+from jobs.notify import Liveness, Notifier
+from jobs.signals import StopSignals
+from jobs.tasks import Tasks
+from sync.config import Settings
+from sync.crm import CRMError
+from sync.engine.runner import Runner
+from sync.sources import SourceError
+
+HOUSEKEEPING_SECONDS = 3600
+EXPECTED_ERRORS = (SQLAlchemyError, CRMError, SourceError, OSError)
+"""Failures of the outside world (database, CRM, call log): a warning, no traceback."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line: the driver's first line for database errors, without SQLAlchemy's link."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def on_job_event(event: SchedulerEvent) -> None:
+    """Listener: job errors, misses and max-instance skips as warnings naming the job."""
+    if not isinstance(event, JobEvent):
+        return
+    job = event.job_id
+    if event.code == EVENT_JOB_ERROR and isinstance(event, JobExecutionEvent):
+        exc = event.exception
+        if isinstance(exc, EXPECTED_ERRORS):
+            logger.warning(f"job {job} failed: {describe(exc)}; the next run tries again")
+        else:
+            logger.opt(exception=exc).error(
+                f"job {job} failed unexpectedly: {describe(exc)}; the next run tries again"
+            )
+    elif event.code == EVENT_JOB_MISSED and isinstance(event, JobExecutionEvent):
+        logger.warning(
+            f"job {job} missed its run at {event.scheduled_run_time:%H:%M:%S} "
+            "(the process was suspended or overloaded); the next run catches up"
+        )
+    elif event.code == EVENT_JOB_MAX_INSTANCES:
+        logger.warning(f"job {job} skipped a run: the previous run is still going")
+
+
+class Daemon:
+    """Owns the scheduler, the stop Event and the systemd notifier for one ``run``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runner: Runner,
+        stop: threading.Event,
+        notifier: Notifier | None = None,
+    ) -> None:
+        daemon = settings.daemon
+        self.settings = settings
+        self.runner = runner
+        self.stop = stop
+        self.notifier = notifier or Notifier()
+        self.liveness = Liveness(2 * daemon.interval + daemon.jitter)
+        self.tasks = Tasks(settings, runner, self.notifier, self.liveness, stop)
+        # The listener reports job errors, misses and skips once, without APScheduler's own
+        # per-run chatter and duplicate tracebacks.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
+        logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
+        self._started = threading.Event()
+        self._deadline = 0.0
+        self.scheduler = self._scheduler()
+
+    def _scheduler(self) -> BlockingScheduler:
+        d = self.settings.daemon
+        scheduler = BlockingScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(3), "watchdog": ThreadPoolExecutor(1)},
+            job_defaults={"max_instances": 1, "coalesce": True},
+            timezone=UTC,
+        )
+        now = datetime.now(UTC)
+        jitter = d.jitter or None
+
+        def every(seconds: float, jittered: bool = True) -> IntervalTrigger:
+            return IntervalTrigger(seconds=seconds, jitter=jitter if jittered else None)
+
+        # A run later than one interval is pointless: the next one does the same work.
+        scheduler.add_job(
+            self.tasks.sync,
+            every(d.interval),
+            id="sync",
+            name="sync",
+            next_run_time=now,
+            misfire_grace_time=max(1, int(d.interval)),
+        )
+        scheduler.add_job(
+            self.tasks.customers,
+            every(d.customers_interval),
+            id="customers",
+            name="customers",
+            next_run_time=now,
+            misfire_grace_time=max(1, int(d.customers_interval)),
+        )
+        scheduler.add_job(
+            self.tasks.housekeeping,
+            every(HOUSEKEEPING_SECONDS),
+            id="housekeeping",
+            name="housekeeping",
+            next_run_time=now + timedelta(seconds=d.interval),
+            misfire_grace_time=HOUSEKEEPING_SECONDS,
+        )
+        if self.notifier.watchdog_seconds:
+            # Its own executor: busy sync threads must not delay the ping.
+            ping = self.notifier.watchdog_seconds / 2
+            scheduler.add_job(
+                self.tasks.watchdog,
+                every(ping, jittered=False),
+                id="watchdog",
+                name="watchdog",
+                executor="watchdog",
+                next_run_time=now,
+                misfire_grace_time=max(1, int(ping)),
+            )
+        scheduler.add_listener(
+            on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+        scheduler.add_listener(lambda _: self._started.set(), EVENT_SCHEDULER_STARTED)
+        return scheduler
+
+    def run(self) -> int:
+        """Blocks until a stop signal; returns the exit code (0 after an orderly stop)."""
+        d = self.settings.daemon
+        StopSignals(self.stop, self._begin_stop).install()
+        names = ", ".join(t.name for t in self.settings.tenants)
+        logger.info(
+            f"daemon started for {names}: sync every {d.interval:g} s (jitter {d.jitter:g} s), "
+            f"customer map every {d.customers_interval:g} s, keep {d.keep_days} days"
+            + (
+                f", systemd watchdog {self.notifier.watchdog_seconds:g} s"
+                if self.notifier.watchdog_seconds
+                else ""
+            )
+        )
+        self.notifier.ready(f"running; first cycle for {names}")
+        self.scheduler.start()  # returns once _begin_stop has shut it down
+        return self._finish()
+
+    def _begin_stop(self, signal_name: str) -> None:
+        timeout = self.settings.daemon.stop_timeout
+        self._deadline = time.monotonic() + timeout
+        logger.info(
+            f"{signal_name}: stopping; runs in progress claim no more batches and get "
+            f"{timeout:g} s to finish (send it again to exit at once)"
+        )
+        self.notifier.stopping("stopping: finishing the batch in flight")
+        self._started.wait()  # a signal during start-up: stop right after it
+        self.scheduler.shutdown(wait=False)
+
+    def _finish(self) -> int:
+        if not self.tasks.busy.wait_idle(self._deadline - time.monotonic()):
+            logger.error(
+                f"jobs still running after stop_timeout "
+                f"({self.settings.daemon.stop_timeout:g} s); exiting without them: their "
+                "calls stay 'sending' and the lease expires, the next run sends them again"
+            )
+            os._exit(1)
+        self.runner.close()
+        logger.info("daemon stopped")
+        return 0

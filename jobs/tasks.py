@@ -1,0 +1,123 @@
+"""What the daemon's scheduled jobs do: sync, customer map, housekeeping, watchdog.
+
+A job returns normally or raises; the scheduler's listener turns an exception into one log
+line and the next run simply tries again, so a lost database or a CRM outage never ends the
+daemon. Every job counts itself in ``Busy`` so that shutdown can wait for the ones running.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+
+from loguru import logger
+
+from jobs.notify import Liveness, Notifier
+from sync.config import Settings
+from sync.engine.customers import CustomerMap
+from sync.engine.cycle import CycleReport
+from sync.engine.runner import Runner
+from sync.timeutil import utcnow
+
+
+class Busy:
+    """How many jobs are running; ``wait_idle`` lets shutdown wait for them with a deadline."""
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._idle = threading.Condition()
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with self._idle:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, timeout=max(0.0, timeout))
+
+
+def status_line(reports: Sequence[CycleReport]) -> str:
+    """The last cycle per tenant, short enough for ``systemctl status``."""
+    parts = []
+    for r in reports:
+        lag = "-" if r.lag_seconds is None else f"{r.lag_seconds:.0f}s"
+        part = f"{r.tenant} {r.outcome} sent={r.sent} failed={r.failed} dead={r.dead} lag={lag}"
+        parts.append(part + (f" ({r.error})" if r.error else ""))
+    return f"last cycle {utcnow():%H:%M:%S} UTC: " + "; ".join(parts)
+
+
+class Tasks:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: Runner,
+        notifier: Notifier,
+        liveness: Liveness,
+        stop: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.notifier = notifier
+        self.liveness = liveness
+        self.stop = stop
+        self.busy = Busy()
+        self._withheld = False
+
+    def sync(self) -> None:
+        """One cycle for every tenant; each tenant's failures are in its report, not raised."""
+        if self.stop.is_set():
+            return
+        with self.busy.running():
+            try:
+                reports = self.runner.once(progress=self.liveness.progress)
+            except Exception as exc:
+                self.notifier.status(f"sync failed at {utcnow():%H:%M:%S} UTC, retrying: {exc}")
+                raise
+            finally:
+                self.liveness.beat()
+            self.notifier.status(status_line(reports))
+
+    def customers(self) -> None:
+        """Refresh the phone -> customer map of every tenant, one after the other."""
+        with self.busy.running():
+            for tenant in self.settings.tenants:
+                if self.stop.is_set():
+                    return
+                client = self.runner.clients[tenant.name]
+                CustomerMap(self.settings, tenant, self.runner.store, client).refresh()
+
+    def housekeeping(self) -> None:
+        """Drop ``sync_run`` rows and sent calls' payloads older than ``keep_days``."""
+        if self.stop.is_set():
+            return
+        with self.busy.running():
+            before = utcnow() - timedelta(days=self.settings.daemon.keep_days)
+            runs, payloads = self.runner.store.prune(before)
+            logger.info(
+                f"housekeeping: removed {runs} run reports and {payloads} payloads of calls "
+                f"sent before {before:%Y-%m-%d %H:%M} UTC"
+            )
+
+    def watchdog(self) -> None:
+        """Feed systemd's watchdog only while cycles make progress; say so once when not."""
+        if self.liveness.alive():
+            if self._withheld:
+                logger.info("watchdog: cycles make progress again; pinging systemd")
+                self._withheld = False
+            self.notifier.watchdog()
+        elif not self._withheld:
+            self._withheld = True
+            logger.error(
+                f"watchdog: no sync run has ended for {self.liveness.quiet_for():.0f} s "
+                f"(limit {self.liveness.max_quiet:.0f} s); no longer pinging systemd, "
+                "which restarts the daemon after WatchdogSec"
+            )

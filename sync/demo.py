@@ -1,0 +1,264 @@
+"""The embedded demo: the whole product on one machine, in a temporary folder, in seconds.
+
+A simulated Asterisk writes a few hundred calls of every scenario into an SQLite call log; the
+built-in RetailCRM emulator plays the CRM. Then the real code runs exactly as in production:
+migrations, ``register``, one cycle through ``Runner``, with the same config file format, so
+the folder left behind can be explored with ``status`` and ``explain``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from models import CallSync
+from sync import config, db, logs
+from sync.calls.demo_cdr import generate_legs
+from sync.commands.register import make_client, register_tenant
+from sync.emulator import Emulator
+from sync.engine.cycle import CycleReport, Progress
+from sync.engine.runner import Runner
+from sync.engine.store import Store
+from sync.sources.cdr_table import create_cdr_table, insert_legs
+from sync.timeutil import utc_to_local, utcnow
+
+ZONE = "Europe/Minsk"
+FIRST_NAMES = (
+    "Alena", "Andrei", "Darya", "Dzmitry", "Hanna", "Ihar", "Iryna", "Kiryl", "Maryia", "Mikita",
+    "Natallia", "Pavel", "Sviatlana", "Siarhei", "Tatsiana", "Uladzimir", "Volha", "Yauhen",
+    "Yuliya", "Aliaksandr",
+)  # fmt: skip
+MANAGERS = {str(101 + i): (11 + i, name) for i, name in enumerate(FIRST_NAMES)}
+"""Extension -> (RetailCRM user id, first name): the generator's extensions 101-120."""
+CONFIG = """\
+# Written by `retailcrm-sync demo`; the CRM it names (the emulator) is gone after the demo,
+# but `status` and `explain` work: retailcrm-sync --config {path} status
+[database]
+url = "sqlite:///{folder}/sync.db"
+
+[source]
+url = "sqlite:///{folder}/asterisk.db"
+table = "cdr"
+timezone = "{zone}"
+
+[pbx]
+country = "BY"
+recording_url = "https://pbx.example.com/monitor/{{date}}/{{recordingfile}}"
+
+[logging]
+dir = "{folder}/logs"
+
+[[tenants]]
+name = "demo-shop"
+url = "{url}"
+api_key_file = "{folder}/api-key"
+timezone = "{zone}"
+logo_url = "https://pbx.example.com/asterisk.svg"
+
+[tenants.extensions]
+{extensions}
+"""
+
+
+@dataclass
+class DemoResult:
+    folder: Path
+    config_path: Path
+    log_file: Path | None
+    legs: int
+    register_lines: list[str]
+    report: CycleReport
+    crm_calls: list[dict[str, Any]]
+    skipped: list[tuple[str, int]]
+    seconds: float
+
+
+def write_config(folder: Path, crm_url: str, api_key: str) -> config.Settings:
+    """A real config file, so the demo reads its settings the way production does."""
+    key_file = folder / "api-key"
+    key_file.write_text(api_key, encoding="utf-8")
+    key_file.chmod(0o600)
+    path = folder / "retailcrm-sync.toml"
+    extensions = "\n".join(f'"{ext}" = {user}' for ext, (user, _) in MANAGERS.items())
+    text = CONFIG.format(path=path, folder=folder, zone=ZONE, url=crm_url, extensions=extensions)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return config.load(path)
+
+
+def fill_call_log(settings: config.Settings, calls: int, seed: int) -> int:
+    """``calls`` generated calls spread over the three hours before now: all finished."""
+    start = utc_to_local(utcnow() - timedelta(hours=3), ZONE).replace(microsecond=0)
+    spacing = 2 * 3600 / max(calls, 1)
+    legs = generate_legs(
+        calls, start=start, seed=seed, spacing_seconds=spacing, source_timezone=ZONE
+    )
+    engine = db.make_engine(settings.source.url)
+    try:
+        create_cdr_table(engine, "cdr", tenant_column=None, recordingfile=True)
+        return insert_legs(engine, legs, "cdr", tenant_column=None, timezone=ZONE)
+    finally:
+        engine.dispose()
+
+
+def skip_reasons(engine: sa.Engine, tenant: str) -> list[tuple[str, int]]:
+    """Calls recorded but not uploaded, by reason, most frequent first."""
+    table = CallSync.__table__
+    query = (
+        sa.select(table.c.skip_reason, sa.func.count())
+        .where(table.c.tenant == tenant, table.c.status == "skipped")
+        .group_by(table.c.skip_reason)
+    )
+    with engine.connect() as conn:
+        rows = [(str(reason), int(count)) for reason, count in conn.execute(query)]
+    return sorted(rows, key=lambda r: (-r[1], r[0]))
+
+
+def run_demo(
+    folder: Path,
+    *,
+    calls: int,
+    seed: int,
+    progress: Callable[[], AbstractContextManager[Progress]],
+) -> DemoResult:
+    started = time.monotonic()
+    api_key = secrets.token_hex(16)
+    with Emulator(api_key=api_key) as emulator:
+        for user, name in MANAGERS.values():
+            emulator.add_user(user, name)
+        settings = write_config(folder, emulator.base_url, api_key)
+        tenant = settings.tenants[0]
+        log_file = logs.setup("INFO", settings.logging, settings.secrets(), stderr=False)
+        legs = fill_call_log(settings, calls, seed)
+        engine = db.make_engine(settings.database.url)
+        db.upgrade(engine)
+        store = Store(engine)
+        store.ensure_tenants([tenant.name])
+        with make_client(settings, tenant) as client:
+            registered = register_tenant(store, tenant, client)
+        runner = Runner(settings, engine=engine)
+        try:
+            with progress() as bar:
+                report = runner.once(progress=bar)[0]
+            skipped = skip_reasons(engine, tenant.name)
+        finally:
+            runner.close()
+        return DemoResult(
+            folder=folder,
+            config_path=settings.path,
+            log_file=log_file,
+            legs=legs,
+            register_lines=registered.lines,
+            report=report,
+            crm_calls=emulator.calls,
+            skipped=skipped,
+            seconds=time.monotonic() - started,
+        )
+
+
+# -- the summary -----------------------------------------------------------------------------
+
+RESULTS = ("answered", "no answer", "busy", "failed", "unknown")
+DIRECTIONS = {"in": "inbound", "out": "outbound"}
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: int = 1) -> list[str]:
+    """Plain aligned columns; columns from index ``right`` on are right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [
+            c.rjust(w) if i >= right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  " + "  ".join(cells).rstrip()
+
+    return [line(header), "  " + "  ".join("-" * w for w in widths), *map(line, rows)]
+
+
+def by_direction(calls: list[dict[str, Any]]) -> list[str]:
+    counts = Counter((c.get("type"), c.get("result")) for c in calls)
+    results = [r for r in RESULTS if any(res == r for _, res in counts)]
+    rows = []
+    for code, label in DIRECTIONS.items():
+        row = [counts[(code, r)] for r in results]
+        rows.append((label, *map(str, row), str(sum(row))))
+    totals = [sum(counts[(d, r)] for d in DIRECTIONS) for r in results]
+    rows.append(("total", *map(str, totals), str(sum(totals))))
+    return _table(("direction", *results, "total"), rows)
+
+
+def samples(calls: list[dict[str, Any]], limit: int = 6) -> list[dict[str, Any]]:
+    """The most recent call of each (type, result), newest first: one of every kind."""
+    chosen: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for call in sorted(calls, key=lambda c: str(c.get("date")), reverse=True):
+        chosen.setdefault((call.get("type"), call.get("result")), call)
+    return list(chosen.values())[:limit]
+
+
+def _duration(seconds: object) -> str:
+    value = int(seconds) if isinstance(seconds, int | float | str) and str(seconds) else 0
+    return f"{value // 60}:{value % 60:02d}"
+
+
+def as_shown(calls: list[dict[str, Any]]) -> list[str]:
+    names = {ext: name for ext, (_, name) in MANAGERS.items()}
+    rows = []
+    links = []
+    for call in samples(calls):
+        code = str(call.get("code") or "")
+        manager = f"{code} {names[code]}" if code in names else (code or "-")
+        rows.append(
+            (
+                str(call.get("date")),
+                DIRECTIONS.get(str(call.get("type")), str(call.get("type"))),
+                str(call.get("phone") or "-"),
+                manager,
+                str(call.get("result")),
+                _duration(call.get("duration", 0)),
+            )
+        )
+        links.append(str(call.get("recordUrl") or "no recording"))
+    lines = _table(("date", "type", "phone", "manager", "result", "talk"), rows, right=5)
+    out = lines[:2]
+    for row_line, link in zip(lines[2:], links, strict=True):
+        out += [row_line, f"    ▶ {link}"]
+    return out
+
+
+def render(result: DemoResult) -> str:
+    r = result.report
+    lines = [
+        f"retailcrm-sync demo: {r.read} calls ({result.legs} CDR legs) from a simulated "
+        f"Asterisk, one sync cycle to the built-in RetailCRM emulator, {result.seconds:.1f} s",
+        "",
+        *result.register_lines,
+        f"cycle: {r.summary()}",
+        "",
+        f"Calls in RetailCRM by direction and result ({len(result.crm_calls)}):",
+        *by_direction(result.crm_calls),
+        "",
+        f"How RetailCRM now shows some of them (dates in {ZONE}, the account's zone):",
+        *as_shown(result.crm_calls),
+        "",
+        f"Skipped: recorded with a reason, not uploaded ({sum(n for _, n in result.skipped)}):",
+        *_table(("reason", "calls"), [(reason, str(n)) for reason, n in result.skipped]),
+        "",
+        f"Folder:  {result.folder} (call log asterisk.db, sync state sync.db)",
+        f"Config:  {result.config_path}",
+        f"Log:     {result.log_file}",
+        f"Explore: retailcrm-sync --config {result.config_path} status",
+    ]
+    if result.crm_calls:
+        example = samples(result.crm_calls)[0].get("externalId")
+        lines.append(f"         retailcrm-sync --config {result.config_path} explain {example}")
+    return "\n".join(lines)
