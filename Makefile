@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench reliability venv clean
+.PHONY: demo test lint venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,15 +21,9 @@ test: $(STAMP)
 	$(BIN)/pytest -m 'not slow'
 
 lint: $(STAMP)
-	$(BIN)/ruff check sync jobs models tests alembic bench
-	$(BIN)/ruff format --check sync jobs models tests alembic bench
+	$(BIN)/ruff check sync jobs models tests alembic
+	$(BIN)/ruff format --check sync jobs models tests alembic
 	$(BIN)/mypy
-
-bench: $(STAMP)
-	$(BIN)/python -m bench
-
-reliability: $(STAMP)
-	$(BIN)/pytest -m slow tests/reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
