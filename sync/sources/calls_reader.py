@@ -19,19 +19,7 @@ from sync.sources import queries
 from sync.sources.base import TableSource, Window, chunks
 from sync.sources.coerce import to_int, to_opt_str, to_str, to_time
 
-_FIELDS = (
-    "id",
-    "started_at",
-    "ended_at",
-    "direction",
-    "phone",
-    "extension",
-    "result",
-    "duration",
-    "wait",
-    "recording",
-    "tenant",
-)
+_FIELDS = CALL_COLUMNS
 """The logical columns (``sync.config.CALL_COLUMNS``) in the order ``_row`` unpacks them."""
 _NEVER = datetime.max
 
