@@ -115,14 +115,10 @@ def _assemble(
         )
     derivation = derive(timed, ctx)
     payload = _payload(draft, derivation, date, tenant, timed, started_at)
-    if not complete:
-        return draft.finish("incomplete", tenant=tenant, started_at=started_at)
     reason = skip_reason(
         ctx, tenant, started_at, derivation.direction, has_phone=derivation.phone.usable
     )
-    if reason is not None:
-        return draft.finish("skipped", skip_reason=reason, tenant=tenant, started_at=started_at)
-    return draft.finish("ready", payload=payload, tenant=tenant, started_at=started_at)
+    return draft.conclude(complete, reason, payload, tenant, started_at)
 
 
 def _payload(

@@ -113,6 +113,21 @@ class Draft:
         self.rule("date", value, how + (f" ({note})" if note else ""))
         return value
 
+    def conclude(
+        self,
+        complete: bool,
+        reason: str | None,
+        payload: dict[str, Any],
+        tenant: TenantRoute | None,
+        started_at: datetime,
+    ) -> Call:
+        """Incomplete before skipped before ready: the one precedence both flavors follow."""
+        if not complete:
+            return self.finish("incomplete", tenant=tenant, started_at=started_at)
+        if reason is not None:
+            return self.finish("skipped", skip_reason=reason, tenant=tenant, started_at=started_at)
+        return self.finish("ready", payload=payload, tenant=tenant, started_at=started_at)
+
     def finish(
         self,
         status: CallStatus,

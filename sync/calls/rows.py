@@ -58,12 +58,8 @@ def build_call_row(row: CallRow, options: BuildOptions, now: datetime) -> Call:
     direction = ctx.direction_of.get(raw_direction.casefold())
     draft.rule("type", direction or "unknown", f"[source.values]: direction {raw_direction!r}")
     payload = _payload(draft, row, direction or "in", date, started_at, duration, wait, tenant)
-    if not complete:
-        return draft.finish("incomplete", tenant=tenant, started_at=started_at)
     reason = skip_reason(ctx, tenant, started_at, direction, has_phone=payload["phone"] is not None)
-    if reason is not None:
-        return draft.finish("skipped", skip_reason=reason, tenant=tenant, started_at=started_at)
-    return draft.finish("ready", payload=payload, tenant=tenant, started_at=started_at)
+    return draft.conclude(complete, reason, payload, tenant, started_at)
 
 
 def _payload(
