@@ -64,6 +64,13 @@ class SyncTenant(Base):
     """When the full ``customers`` scan that seeds the map started; history follows from it."""
     client_id: Mapped[str | None] = mapped_column(String(64))
     """The integration module's clientId, generated once by `register`."""
+    probe_from: Mapped[datetime | None] = mapped_column(DateTime)
+    """Start (source wall time) of the last full read; with ``probe_count`` and ``probe_max``
+    the fingerprint that lets an idle cycle skip re-reading an unchanged window."""
+    probe_count: Mapped[int | None] = mapped_column(BigInteger)
+    probe_max: Mapped[datetime | None] = mapped_column(DateTime)
+    recheck_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """When the earliest still-settling call becomes complete (UTC): read again then."""
 
 
 class CallSync(Base):

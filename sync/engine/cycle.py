@@ -36,7 +36,7 @@ from sync.crm import (
 )
 from sync.engine.customers import CustomerMap
 from sync.engine.state import Derived, after_failure, batch_id, chunks, halves
-from sync.engine.store import DueCall, Lease, LeaseLost, Store
+from sync.engine.store import DueCall, Lease, LeaseLost, Store, TenantState
 from sync.sources import SourceError
 from sync.timeutil import local_to_utc, utc_to_local, utcnow
 
@@ -53,7 +53,8 @@ class CycleReport:
 
     tenant: str
     outcome: str = "ok"
-    """ok | busy (another worker holds the lease) | error | paused | lease-lost | dry-run"""
+    """ok | idle (the window had nothing new) | busy (another worker holds the lease) | error |
+    paused | lease-lost"""
     read: int = 0
     new: int = 0
     sent: int = 0
@@ -209,19 +210,30 @@ class TenantCycle:
     def _read_and_record(
         self, lease: Lease, report: CycleReport, window: Window | None
     ) -> datetime | None:
-        """Read the window page by page, record every complete call; returns the new cursor."""
+        """Read the window page by page, record every complete call; returns the new cursor.
+
+        A regular cycle first asks the source whether anything changed since the last full
+        read (row count and newest time from the last read's start, on the time index) and
+        whether a settling call has become due; if neither, the window is not read at all.
+        That keeps an idle poll of a huge log to a few index lookups.
+        """
         state = self.store.tenant(self.tenant.name)
         now = utcnow()
-        tz = self.settings.source.timezone
+        source = self.source()
+        match = self.tenant.match
         if window is None:
+            if state is not None and self._unchanged(state, source, now):
+                report.outcome = "idle"
+                return None
             start, end = self.window(now, state.cursor if state else None)
         else:
             start, end = window.since, window.until
+        fingerprint = source.probe(start, tenant_match=match) if window is None else None
+        recheck_at: datetime | None = None
         oldest_incomplete: datetime | None = None
-        for page in self.source().read_window(start, end, tenant_match=self.tenant.match):
-            calls = derive(page, self.options, now)
+        for page in source.read_window(start, end, tenant_match=match):
             rows: list[tuple[str, datetime | None, Derived]] = []
-            for call in calls:
+            for call in derive(page, self.options, now):
                 if call.tenant != self.tenant.name:
                     if call.tenant is None:
                         report.unrouted += 1
@@ -233,11 +245,10 @@ class TenantCycle:
                         oldest_incomplete is None or call.started_at < oldest_incomplete
                     ):
                         oldest_incomplete = call.started_at
+                    due = self._due(call.last_end, now)
+                    recheck_at = due if recheck_at is None else min(recheck_at, due)
                     continue
-                for warning in call.warnings:
-                    logger.warning(f"tenant {self.tenant.name}: call {call.external_id}: {warning}")
-                started = local_to_utc(call.started_at, tz) if call.started_at else None
-                rows.append((call.external_id, started, Derived(call.payload, call.skip_reason)))
+                rows.append((call.external_id, self._utc(call.started_at), call_state(call)))
             counts = self.store.apply_derivations(lease, rows, now, force=window is not None)
             report.new += counts.inserted
             report.skipped += counts.skipped
@@ -247,12 +258,36 @@ class TenantCycle:
                     f"tenant {self.tenant.name}: call {external_id} changed after it was "
                     f"uploaded; the CRM keeps the first version. sent={before} now={after}"
                 )
+            for external_id, warning in counts.warnings:
+                logger.warning(f"tenant {self.tenant.name}: call {external_id}: {warning}")
             self.store.extend(lease, self.settings.sync.lease_seconds, utcnow())
-        if window is not None:
+        if fingerprint is None:
             return None
+        self.store.record_window(lease, start, fingerprint, recheck_at)
         # Everything before the oldest incomplete call (or the window's end) is recorded.
         position = oldest_incomplete if oldest_incomplete is not None else end
-        return local_to_utc(min(position, end), tz)
+        return local_to_utc(min(position, end), self.settings.source.timezone)
+
+    def _unchanged(self, state: TenantState, source: Any, now: datetime) -> bool:
+        """True when the last full read's window has no new rows and nothing became due."""
+        if state.probe_from is None or state.probe_count is None:
+            return False
+        if state.recheck_at is not None and state.recheck_at <= now:
+            return False
+        seen = source.probe(state.probe_from, tenant_match=self.tenant.match)
+        return bool(seen == (state.probe_count, state.probe_max))
+
+    def _due(self, last_end: datetime | None, now: datetime) -> datetime:
+        """When a settling call is complete: settle after its last leg, else the orphan rule."""
+        src = self.settings.source
+        if last_end is None:
+            return now + timedelta(seconds=src.settle_seconds)
+        ended = local_to_utc(last_end, src.timezone)
+        due = ended + timedelta(seconds=src.settle_seconds)
+        return due if due > now else ended + timedelta(seconds=src.orphan_settle_seconds)
+
+    def _utc(self, local: datetime | None) -> datetime | None:
+        return local_to_utc(local, self.settings.source.timezone) if local else None
 
     # -- upload --------------------------------------------------------------------------
 
@@ -380,6 +415,11 @@ class TenantCycle:
             else:
                 report.failed += 1
         self.store.mark_failed(lease, failures, now)
+
+
+def call_state(call: Call) -> Derived:
+    """What the diff stores for a complete call; its warnings go with it to the log."""
+    return Derived(call.payload, call.skip_reason, call.warnings)
 
 
 def derive(page: Sequence[Leg | CallRow], options: BuildOptions, now: datetime) -> list[Call]:

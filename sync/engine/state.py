@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -52,6 +52,8 @@ class Derived:
 
     payload: dict[str, Any] | None
     skip_reason: str | None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    """Logged when the call is recorded or changes, not on every re-read."""
 
     @property
     def status(self) -> Status:

@@ -77,6 +77,10 @@ class TenantState:
     client_id: str | None
     lease_owner: str | None
     lease_expires_at: datetime | None
+    probe_from: datetime | None = None
+    probe_count: int | None = None
+    probe_max: datetime | None = None
+    recheck_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,8 @@ class DiffCounts:
     updated: int = 0
     skipped: int = 0
     changed_after_upload: tuple[tuple[str, Any, Any], ...] = ()
+    warnings: tuple[tuple[str, str], ...] = ()
+    """(externalId, warning) of calls recorded or changed by this diff."""
 
 
 def _in_chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -133,6 +139,10 @@ class Store:
             client_id=row["client_id"],
             lease_owner=row["lease_owner"],
             lease_expires_at=row["lease_expires_at"],
+            probe_from=row["probe_from"],
+            probe_count=row["probe_count"],
+            probe_max=row["probe_max"],
+            recheck_at=row["recheck_at"],
         )
 
     def claim(
@@ -217,6 +227,26 @@ class Store:
         with self.fenced(lease) as conn:
             conn.execute(sa.update(TENANT).where(TENANT.c.name == lease.tenant).values(**values))
 
+    def record_window(
+        self,
+        lease: Lease,
+        probe_from: datetime,
+        fingerprint: tuple[int, datetime | None],
+        recheck_at: datetime | None,
+    ) -> None:
+        """Remember what the last full read saw, so an unchanged window need not be read."""
+        with self.fenced(lease) as conn:
+            conn.execute(
+                sa.update(TENANT)
+                .where(TENANT.c.name == lease.tenant)
+                .values(
+                    probe_from=probe_from,
+                    probe_count=fingerprint[0],
+                    probe_max=fingerprint[1],
+                    recheck_at=recheck_at,
+                )
+            )
+
     def set_client_id(self, tenant: str, client_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -241,6 +271,7 @@ class Store:
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         changed: list[tuple[str, Any, Any]] = []
+        warnings: list[tuple[str, str]] = []
         with self.fenced(lease) as conn:
             stored = self._stored(conn, lease.tenant, [c[0] for c in calls])
             for external_id, started_at, derived in calls:
@@ -253,10 +284,9 @@ class Store:
                     "b_skip": derived.skip_reason,
                     "b_started": started_at,
                 }
-                if action is Action.INSERT:
-                    inserts.append(row)
-                elif action is Action.UPDATE:
-                    updates.append(row)
+                if action in (Action.INSERT, Action.UPDATE):
+                    (inserts if action is Action.INSERT else updates).append(row)
+                    warnings.extend((external_id, w) for w in derived.warnings)
                 elif action is Action.CHANGED_AFTER_UPLOAD and before is not None:
                     changed.append((external_id, before.payload, derived.payload))
             if inserts:
@@ -303,7 +333,7 @@ class Store:
                     updates,
                 )
         skipped = sum(1 for r in inserts + updates if r["b_skip"])
-        return DiffCounts(len(inserts), len(updates), skipped, tuple(changed))
+        return DiffCounts(len(inserts), len(updates), skipped, tuple(changed), tuple(warnings))
 
     def _stored(self, conn: sa.Connection, tenant: str, ids: Sequence[str]) -> dict[str, Stored]:
         found: dict[str, Stored] = {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from sync import db
 from sync.emulator import Emulator
 from sync.engine.runner import Runner
 from sync.engine.store import Store
+from sync.sources.cdr_table import insert_legs
 from tests.crm_fixtures import API_KEY
 from tests.engine_fixtures import KEY_ENV, expected_payloads, fill_cdr, generated, write_config
 
@@ -75,7 +79,7 @@ def test_generated_calls_arrive_exactly_once(
 
         before = len(emulator.requests)
         (again,) = runner.once()
-        assert again.outcome == "ok" and again.sent == 0 and again.new == 0
+        assert again.outcome == "idle" and again.sent == 0 and again.read == 0
         assert [r for r in emulator.requests[before:] if r.path == UPLOAD] == []
     finally:
         runner.close()
@@ -88,7 +92,7 @@ def test_generated_calls_arrive_exactly_once(
 def test_unsent_calls_follow_their_latest_derivation(
     tmp_path: Path, sqlite_url: str, emulator: Emulator
 ) -> None:
-    """R10b: a skipped call whose legs change (here: the number appears) is uploaded."""
+    """R10b: an internal (skipped) call whose late leg goes out a trunk becomes an upload."""
     from sync import config
 
     engine = db.make_engine(sqlite_url)
@@ -103,24 +107,81 @@ def test_unsent_calls_follow_their_latest_derivation(
     try:
         runner.once()
         with engine.connect() as conn:
-            skipped = (
+            internal = (
                 conn.execute(
-                    sa.text("select external_id from call_sync where skip_reason = 'no number'")
+                    sa.text("select external_id from call_sync where skip_reason = 'internal'")
                 )
                 .scalars()
                 .all()
             )
-        assert skipped, "the generator makes anonymous callers"
-        target = skipped[0]
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text("update cdr set src = '80291112233', clid = '' where linkedid = :k"),
-                {"k": target},
-            )
+        assert internal, "the generator makes internal calls"
+        target = internal[0]
+        first = min((leg for leg in legs if leg.linkedid == target), key=lambda g: g.start)
+        assert first.start is not None
+        late = replace(
+            first,
+            sequence=(first.sequence or 0) + 1000,
+            start=first.start + timedelta(seconds=30),
+            answer=first.start + timedelta(seconds=35),
+            end=first.start + timedelta(seconds=65),
+            dstchannel="PJSIP/beltelecom-000000ff",
+            dst="80291112233",
+            disposition="ANSWERED",
+            duration=35,
+            billsec=30,
+        )
+        insert_legs(engine, [late])
         (report,) = runner.once()
     finally:
         runner.close()
         engine.dispose()
-    assert emulator.call(target) is not None
-    assert emulator.call(target)["phone"] == "+375291112233"
+    uploaded = emulator.call(target)
+    assert uploaded is not None
+    assert (uploaded["type"], uploaded["phone"]) == ("out", "+375291112233")
     assert report.sent == 1
+
+
+def test_idle_cycle_reads_again_when_a_settling_call_is_due(
+    tmp_path: Path, sqlite_url: str, emulator: Emulator
+) -> None:
+    """A window with no new rows is skipped, except when a settling call has become complete."""
+    from sync import config
+    from sync.calls.legs import Leg
+    from sync.timeutil import utcnow
+
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    emulator.register_module()
+    ended = utcnow().replace(microsecond=0)
+    leg = Leg(
+        uniqueid="1700000000.1",
+        linkedid="1700000000.1",
+        sequence=1,
+        start=ended - timedelta(seconds=60),
+        answer=ended - timedelta(seconds=50),
+        end=ended,
+        src="80291234567",
+        dst="101",
+        channel="PJSIP/beltelecom-00000001",
+        dstchannel="PJSIP/101-00000002",
+        disposition="ANSWERED",
+        duration=60,
+        billsec=50,
+    )
+    fill_cdr(sqlite_url, [leg])
+    path = write_config(
+        tmp_path, db_url=sqlite_url, crm_url=emulator.base_url, source={"settle_seconds": 3}
+    )
+    runner = Runner(config.load(path, ENV))
+    try:
+        (first,) = runner.once()
+        assert (first.outcome, first.incomplete, first.sent) == ("ok", 1, 0)
+        (second,) = runner.once()  # nothing new, not yet due: the window is not read
+        assert (second.outcome, second.read) == ("idle", 0)
+        time.sleep(3.5)
+        (third,) = runner.once()
+        assert (third.outcome, third.sent) == ("ok", 1)
+    finally:
+        runner.close()
+        engine.dispose()
+    assert emulator.call("1700000000.1") is not None
