@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint bench venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,13 @@ test: $(STAMP)
 	$(BIN)/pytest -m 'not slow'
 
 lint: $(STAMP)
-	$(BIN)/ruff check sync jobs models tests alembic
-	$(BIN)/ruff format --check sync jobs models tests alembic
+	$(BIN)/ruff check sync jobs models tests alembic bench
+	$(BIN)/ruff format --check sync jobs models tests alembic bench
 	$(BIN)/mypy
+
+# Figures, not tests: prints a table and writes bench/results.json (BENCH_N sets N).
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
