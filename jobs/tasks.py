@@ -16,7 +16,6 @@ from loguru import logger
 
 from jobs.notify import Liveness, Notifier
 from sync.config import Settings
-from sync.engine.customers import CustomerMap
 from sync.engine.cycle import CycleReport
 from sync.engine.runner import Runner
 from sync.timeutil import utcnow
@@ -89,11 +88,7 @@ class Tasks:
     def customers(self) -> None:
         """Refresh the phone -> customer map of every tenant, one after the other."""
         with self.busy.running():
-            for tenant in self.settings.tenants:
-                if self.stop.is_set():
-                    return
-                client = self.runner.clients[tenant.name]
-                CustomerMap(self.settings, tenant, self.runner.store, client).refresh()
+            self.runner.refresh_customers()
 
     def housekeeping(self) -> None:
         """Drop ``sync_run`` rows and sent calls' payloads older than ``keep_days``."""

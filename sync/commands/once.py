@@ -33,9 +33,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with upload_bar("uploading") as progress:
             reports = runner.once(args.tenant, progress=progress)
+        # Without a daemon, `once` keeps the phone -> customer map fresh on the same schedule.
+        maps = runner.refresh_customers(args.tenant, older_than=settings.daemon.customers_interval)
     finally:
         runner.close()
-    return exit_code(reports)
+    return exit_code(reports) or (1 if any(m.error for m in maps) else 0)
 
 
 def check_tenants(settings: Settings, names: Sequence[str] | None) -> None:

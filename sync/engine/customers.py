@@ -14,6 +14,7 @@ in the CRM, and only created when the search finds nobody.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -106,12 +107,18 @@ class MapReport:
 
 class CustomerMap:
     def __init__(
-        self, settings: Settings, tenant: TenantSettings, store: Store, client: RetailCRMClient
+        self,
+        settings: Settings,
+        tenant: TenantSettings,
+        store: Store,
+        client: RetailCRMClient,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.tenant = tenant
         self.store = store
         self.client = client
+        self.stop = stop or threading.Event()
 
     def normalize(self, raw: str) -> str | None:
         result = normalize_phone(
@@ -124,6 +131,7 @@ class CustomerMap:
     def refresh(self) -> MapReport:
         """Seed the map when it never was, then apply the history since the stored id."""
         report = MapReport(self.tenant.name)
+        started = utcnow()
         try:
             state = self.store.tenant(self.tenant.name)
             since_id = state.customers_since_id if state else None
@@ -137,6 +145,8 @@ class CustomerMap:
                 local = utc_to_local(seeded_at, self.tenant.timezone)
                 start_date = local.strftime("%Y-%m-%d %H:%M:%S")
             for page in self.client.customers_history(since_id, start_date=start_date):
+                if self.stop.is_set():
+                    break  # the cursor is stored per page: the next refresh goes on from here
                 changes = [c for e in page.entries for c in changes_from_entry(e, self.normalize)]
                 self.store.apply_map_changes(self.tenant.name, changes, utcnow())
                 self.store.set_customers_cursor(self.tenant.name, page.last_id, seeded_at)
@@ -146,6 +156,16 @@ class CustomerMap:
             report.error = str(exc)
         log = logger.warning if report.error else logger.info
         log(report.summary())
+        self.store.record_run(
+            {
+                "tenant": self.tenant.name,
+                "kind": "customers",
+                "started_at": started,
+                "finished_at": utcnow(),
+                "read": report.entries,
+                "error": report.error,
+            }
+        )
         return report
 
     def _seed(self) -> int:
@@ -163,7 +183,7 @@ class CustomerMap:
             changes = [Change("add", cid, phone) for phone, cid in pairs]
             self.store.apply_map_changes(self.tenant.name, changes, utcnow())
             added += len(changes)
-            if page.is_last:
+            if page.is_last or self.stop.is_set():
                 return added
             page_no += 1
 

@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from sync import db
 from sync.config import Settings, TenantSettings
 from sync.crm import RetailCRMClient
+from sync.engine.customers import CustomerMap, MapReport
 from sync.engine.cycle import CycleReport, Progress, TenantCycle, Window
 from sync.engine.store import Store, this_owner
 from sync.sources import open_source
+from sync.timeutil import utcnow
 
 
 def make_client(settings: Settings, tenant: TenantSettings) -> RetailCRMClient:
@@ -90,6 +92,28 @@ class Runner:
         with ThreadPoolExecutor(len(chosen), thread_name_prefix="tenant") as pool:
             futures = [pool.submit(self.cycle(t).run, window, progress) for t in chosen]
             return [f.result() for f in futures]
+
+    def refresh_customers(
+        self, tenants: Sequence[str] | None = None, *, older_than: float | None = None
+    ) -> list[MapReport]:
+        """Refresh each tenant's customer map, skipping those refreshed within ``older_than`` s.
+
+        The daemon calls it on its own schedule; ``once`` (cron, timers) calls it with
+        ``customers_interval`` so the map stays fresh without a daemon.
+        """
+        reports = []
+        for tenant in self.selected(tenants):
+            if self.stop.is_set():
+                break
+            last = self.store.last_run(tenant.name, "customers")
+            fresh = last is not None and (utcnow() - last).total_seconds() < (older_than or 0)
+            if older_than is not None and fresh:
+                continue
+            cmap = CustomerMap(
+                self.settings, tenant, self.store, self.clients[tenant.name], self.stop
+            )
+            reports.append(cmap.refresh())
+        return reports
 
     def close(self) -> None:
         for client in self.clients.values():

@@ -449,6 +449,14 @@ class Store:
                     .values(status=Status.PENDING.value, last_error=error[:2000], updated_at=now)
                 )
 
+    def last_run(self, tenant: str, kind: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.max(RUNS.c.started_at)).where(
+                    RUNS.c.tenant == tenant, RUNS.c.kind == kind
+                )
+            ).scalar()
+
     def record_run(self, values: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
             conn.execute(sa.insert(RUNS).values(**values))

@@ -99,6 +99,7 @@ def test_requeue_and_resync(
             sa.text("select status, count(*) from call_sync group by status")
         ).all()
     uploads = len([r for r in emulator.requests if r.path == UPLOAD])
+    mark = len(emulator.requests)
     since = "2000-01-01 00:00"
     assert main(["--config", str(path), "resync", "--since", since, "--dry-run"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
@@ -113,7 +114,7 @@ def test_requeue_and_resync(
     assert main(["--config", str(path), "resync", "--since", since]) == 0
     resent = [
         c["externalId"]
-        for r in emulator.requests[uploads:]
+        for r in emulator.requests[mark:]
         if r.path == UPLOAD
         for c in r.params["calls"]
     ]
@@ -129,3 +130,20 @@ def test_bad_since_is_a_usage_error(
     assert main(["--config", str(path), "resync", "--since", "last tuesday"]) == 2
     assert "expected 'YYYY-MM-DD HH:MM[:SS]'" in capsys.readouterr().err
     assert main(["--config", str(path), "once", "--tenant", "nope"]) == 2
+
+
+def test_once_keeps_the_customer_map_fresh_on_its_interval(
+    setup: tuple[Path, str, dict[str, dict[str, object]]], emulator: Emulator
+) -> None:
+    path, url, _ = setup
+    emulator.add_customer("Anna", ["+375291234567"])
+    assert main(["--config", str(path), "once"]) == 0
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        mapped = conn.execute(sa.text("select phone from retailcrm_customers")).scalars().all()
+    assert mapped == ["+375291234567"]
+    history = len([r for r in emulator.requests if r.path == "/api/v5/customers/history"])
+    assert main(["--config", str(path), "once"]) == 0  # within customers_interval: no refresh
+    again = len([r for r in emulator.requests if r.path == "/api/v5/customers/history"])
+    assert again == history
+    engine.dispose()
