@@ -81,7 +81,7 @@ class CallSync(Base):
         Index(None, "tenant", "status", "next_attempt_at"),
         Index(None, "batch_id"),
         Index(None, "external_id"),
-        Index(None, "tenant", "started_at"),
+        Index(None, "tenant", "status", "started_at"),
     )
 
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -359,32 +359,35 @@ class Store:
             )
         return int(result.rowcount or 0)
 
-    def due_calls(
-        self, tenant: str, now: datetime, limit: int, exclude: Sequence[str] = ()
-    ) -> list[DueCall]:
-        """Oldest first: pending calls and failed calls whose retry time has come."""
-        query = (
-            sa.select(CALLS.c.external_id, CALLS.c.payload, CALLS.c.attempts)
+    def due_calls(self, tenant: str, now: datetime, limit: int) -> list[DueCall]:
+        """Failed calls whose retry time has come, then pending calls oldest first.
+
+        Two index-ordered queries rather than one with an OR, so that neither sorts the whole
+        backlog: (tenant, status, next_attempt_at) and (tenant, status, started_at).
+        """
+        columns = (CALLS.c.external_id, CALLS.c.payload, CALLS.c.attempts)
+        retry = (
+            sa.select(*columns)
             .where(
                 CALLS.c.tenant == tenant,
-                sa.or_(
-                    CALLS.c.status == Status.PENDING.value,
-                    sa.and_(
-                        CALLS.c.status == Status.FAILED.value,
-                        sa.or_(CALLS.c.next_attempt_at.is_(None), CALLS.c.next_attempt_at <= now),
-                    ),
-                ),
+                CALLS.c.status == Status.FAILED.value,
+                CALLS.c.next_attempt_at <= now,
             )
+            .order_by(CALLS.c.next_attempt_at)
+            .limit(limit)
+        )
+        pending = (
+            sa.select(*columns)
+            .where(CALLS.c.tenant == tenant, CALLS.c.status == Status.PENDING.value)
             .order_by(CALLS.c.started_at, CALLS.c.external_id)
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        skip = set(exclude)
+            rows = list(conn.execute(retry))
+            if len(rows) < limit:
+                rows.extend(conn.execute(pending.limit(limit - len(rows))))
         return [
-            DueCall(r.external_id, r.payload, r.attempts)
-            for r in rows
-            if r.external_id not in skip and r.payload is not None
+            DueCall(r.external_id, r.payload, r.attempts) for r in rows if r.payload is not None
         ]
 
     def mark_sending(self, lease: Lease, ids: Sequence[str], batch_id: str, now: datetime) -> None:
