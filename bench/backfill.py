@@ -66,6 +66,7 @@ def backfill(n_calls: int, workdir: Path) -> dict[str, Any]:
         sent = sum(len(r.params["calls"]) for r in uploads)
         span = uploads[-1].at - uploads[0].at if len(uploads) > 1 else 0.0
         rate = (sent - len(uploads[-1].params["calls"])) / span if span else 0.0
+        gaps = [b.at - a.at for a, b in zip(uploads, uploads[1:], strict=False)]
         rejected = sum(1 for r in emu.requests if r.path == UPLOAD and r.status != 200)
         return {
             "calls": n_calls,
@@ -76,6 +77,7 @@ def backfill(n_calls: int, workdir: Path) -> dict[str, Any]:
             "total_seconds": round(run.seconds, 1),
             "upload_seconds": round(span, 1),
             "calls_per_s": round(rate, 1),
+            "longest_gap_s": round(max(gaps, default=0.0), 2),
             "peak_rss_mb": round(run.peak_rss_mb, 1),
             "exit": run.returncode,
             "stderr_tail": run.stderr[-500:],

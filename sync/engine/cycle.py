@@ -43,6 +43,9 @@ from sync.timeutil import local_to_utc, utc_to_local, utcnow
 Progress = Callable[[int, int], None]
 """Called with (calls done, calls known) while uploading."""
 
+ANALYZE_AFTER = 1000
+"""New calls in one cycle after which the planner's statistics are refreshed."""
+
 # A tenant is stopped for the cycle (and `paused` shown) on errors that no retry can fix.
 STOPPING_ERRORS = (AuthError, NotFoundError, AccountNotFoundError)
 
@@ -140,6 +143,8 @@ class TenantCycle:
                     "run go again (the CRM deduplicates them by externalId)"
                 )
             cursor = self._read_and_record(lease, report, window)
+            if report.new >= ANALYZE_AFTER:
+                self.store.analyze_calls()
             paused = self._upload(lease, report, progress)
             if paused:
                 report.outcome = "paused"

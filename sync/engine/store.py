@@ -349,6 +349,16 @@ class Store:
 
     # -- calls: upload state ---------------------------------------------------------------
 
+    def analyze_calls(self) -> None:
+        """Refresh the planner's statistics of ``call_sync`` after a big insert.
+
+        A first backfill grows the table from nothing faster than autovacuum notices; with
+        stale statistics PostgreSQL plans the per-batch updates as full scans (45 ms instead
+        of 1 ms per batch measured at 20 000 calls), which caps the upload rate.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE call_sync"))
+
     def reset_sending(self, lease: Lease, now: datetime) -> int:
         """Calls left ``sending`` by a previous owner go again (the CRM dedups by externalId)."""
         with self.fenced(lease) as conn:
