@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def _load(url: str, n_calls: int) -> int:
     start = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(hours=21)
     engine = db.make_engine(url, poolclass=sa.pool.NullPool)
     try:
-        create_cdr_table(engine, recordingfile=True)
+        create_cdr_table(engine, recordingfile=True, tenant_column=None)
         legs = generate_legs(n_calls, start=start, seed=42, spacing_seconds=spacing)
         count = copy_legs(engine, legs)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -66,7 +67,7 @@ def backfill(n_calls: int, workdir: Path) -> dict[str, Any]:
         sent = sum(len(r.params["calls"]) for r in uploads)
         span = uploads[-1].at - uploads[0].at if len(uploads) > 1 else 0.0
         rate = (sent - len(uploads[-1].params["calls"])) / span if span else 0.0
-        gaps = [b.at - a.at for a, b in zip(uploads, uploads[1:], strict=False)]
+        gaps = [b.at - a.at for a, b in pairwise(uploads)]
         rejected = sum(1 for r in emu.requests if r.path == UPLOAD and r.status != 200)
         return {
             "calls": n_calls,
