@@ -44,7 +44,7 @@ Progress = Callable[[int, int], None]
 """Called with (calls done, calls known) while uploading."""
 
 ANALYZE_AFTER = 1000
-"""New calls in one cycle after which the planner's statistics are refreshed."""
+"""Calls inserted, or sent, in one cycle after which the planner's statistics are refreshed."""
 
 # A tenant is stopped for the cycle (and `paused` shown) on errors that no retry can fix.
 STOPPING_ERRORS = (AuthError, NotFoundError, AccountNotFoundError)
@@ -146,6 +146,8 @@ class TenantCycle:
             if report.new >= ANALYZE_AFTER:
                 self.store.analyze_calls()
             paused = self._upload(lease, report, progress)
+            if report.sent + report.duplicates >= ANALYZE_AFTER:
+                self.store.analyze_calls()  # most rows changed status: keep the plans right
             if paused:
                 report.outcome = "paused"
         except LeaseLost as exc:
