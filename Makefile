@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench reliability venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: $(STAMP)
 # Figures, not tests: prints a table and writes bench/results.json (BENCH_N sets N).
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Kill -9, concurrent daemons, CRM outage, timeouts, database restart, tenant isolation, bad
+# input, secrets (issue 7; docs/reliability.md). RELIABILITY_SIZE=ci: the reduced size CI runs.
+reliability: $(STAMP)
+	$(BIN)/pytest -m slow tests/reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
