@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sync.calls.options import BuildOptions, TenantRoute, ValueSpellings
@@ -197,7 +197,8 @@ class Settings:
         """Every secret value, for the log redaction filter."""
         values = [t.api_key.reveal() for t in self.tenants]
         for url in (self.database.url, self.source.url):
-            password = urlsplit(url).password
+            parts = _split(url)
+            password = parts.password if parts else None
             if password:
                 values.append(password)
         return [v for v in values if v]
@@ -276,7 +277,8 @@ class _Table:
         self.used: set[str] = set()
 
     def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
+        shown = name if name.isprintable() else repr(name)  # keep each report on one line
+        return f"{self.prefix}.{shown}" if self.prefix else shown
 
     def get(
         self,
@@ -367,16 +369,26 @@ def _db_url(value: str) -> str | None:
 
     try:
         url = make_url(value)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "not a database URL (e.g. postgresql+psycopg://user@host/db)"
     if url.get_backend_name() not in ("postgresql", "mysql", "mariadb", "sqlite"):
         return f"unsupported database {url.get_backend_name()!r} (postgresql, mysql, sqlite)"
     return None
 
 
+def _split(value: str) -> SplitResult | None:
+    """``urlsplit``, or None for what it cannot even split (``http://[``)."""
+    try:
+        parts = urlsplit(value)
+        parts.hostname  # noqa: B018 - raises ValueError on a bad bracketed host
+    except ValueError:
+        return None
+    return parts
+
+
 def _http_url(value: str) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parts = _split(value)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         return "not a URL (e.g. https://shop.retailcrm.ru)"
     return None
 
@@ -385,7 +397,8 @@ def _base_url(value: str) -> str | None:
     reason = _http_url(value)
     if reason:
         return reason
-    if urlsplit(value).path.strip("/") or urlsplit(value).query:
+    parts = _split(value)
+    if parts is not None and (parts.path.strip("/") or parts.query):
         return "must be the account address only, without a path (e.g. https://shop.retailcrm.ru)"
     return None
 
@@ -703,6 +716,9 @@ class _Parser:
         except OSError as exc:
             self.problem(key, f"cannot read {path}: {exc.strerror}")
             return ""
+        except ValueError:  # a NUL in the path, or a file that is not UTF-8 text
+            self.problem(key, f"{path!r} is not a readable UTF-8 text file")
+            return ""
         if not content:
             self.problem(key, f"{path} is empty")
         return content
@@ -766,7 +782,8 @@ def _svg_url(value: str) -> str | None:
     reason = _http_url(value)
     if reason:
         return reason
-    return None if urlsplit(value).path.lower().endswith(".svg") else "must link to an SVG file"
+    parts = _split(value)
+    return None if parts and parts.path.lower().endswith(".svg") else "must link to an SVG file"
 
 
 def _level(value: str) -> str | None:

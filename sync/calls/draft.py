@@ -20,6 +20,9 @@ from sync.calls.options import TenantRoute
 
 __all__ = ["Draft", "find_tenant", "skip_reason"]
 
+FUTURE_LIMIT = timedelta(days=1)
+"""A newest leg end further ahead than this makes the call malformed (time out of range)."""
+
 
 def find_tenant(values: Iterable[str], ctx: Context) -> tuple[TenantRoute | None, str]:
     """R11: the first non-empty tenant value selects the tenant whose ``match`` equals it."""
@@ -80,7 +83,9 @@ class Draft:
         self.last_end = last_end
         ctx = self.ctx
         end_utc, _ = ctx.source.to_utc(last_end)
-        if end_utc is None:
+        # A leg "ending" over a day from now is a broken clock or row, not a call in progress:
+        # waiting for it would hold the cursor (and so the read window) back for ever.
+        if end_utc is None or end_utc - ctx.naive_utc(now) > FUTURE_LIMIT:
             return None
         settle: timedelta = ctx.orphan_settle if orphan else ctx.settle
         age = ctx.naive_utc(now) - end_utc

@@ -19,7 +19,15 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
 
 def start_logging(args: argparse.Namespace, settings: config.Settings) -> Path | None:
     level = getattr(args, "log_level", None) or settings.logging.level
-    return logs.setup(level, settings.logging, settings.secrets())
+    try:
+        return logs.setup(level, settings.logging, settings.secrets())
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise config.ConfigError(
+            [
+                f"{settings.path}: logging.dir: cannot write logs in {settings.logging.dir!r}: {reason}"
+            ]
+        ) from None
 
 
 def open_database(settings: config.Settings, *, require_head: bool = True) -> sa.Engine:

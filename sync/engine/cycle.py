@@ -289,9 +289,12 @@ class TenantCycle:
         src = self.settings.source
         if last_end is None:
             return now + timedelta(seconds=src.settle_seconds)
-        ended = local_to_utc(last_end, src.timezone)
-        due = ended + timedelta(seconds=src.settle_seconds)
-        return due if due > now else ended + timedelta(seconds=src.orphan_settle_seconds)
+        try:
+            ended = local_to_utc(last_end, src.timezone)
+            due = ended + timedelta(seconds=src.settle_seconds)
+            return due if due > now else ended + timedelta(seconds=src.orphan_settle_seconds)
+        except (OverflowError, ValueError):  # a garbage end time: look again next cycle
+            return now + timedelta(seconds=src.settle_seconds)
 
     def _utc(self, local: datetime | None) -> datetime | None:
         return local_to_utc(local, self.settings.source.timezone) if local else None

@@ -295,24 +295,10 @@ FAR_AHEAD = [
     pytest.param(
         "9999-12-31 23:59:59",
         id="end-in-9999",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG sync/engine/cycle.py TenantCycle._due: `ended + timedelta(settle)` "
-            "overflows (OverflowError) for a leg ending at 9999-12-31; _read_and_record "
-            "raises, so every cycle of the tenant fails ('cycle failed', traceback) and "
-            "nothing is uploaded while the row is inside the lookback window",
-        ),
     ),
     pytest.param(
         "2099-01-01 00:00:00",
         id="end-in-2099",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG sync/calls/draft.py Draft.completeness (R10): a leg ending decades "
-            "ahead keeps its call 'incomplete' forever: it is never recorded (no reason in "
-            "call_sync) and the cursor stays pinned at its start, so the read window grows "
-            "without end",
-        ),
     ),
 ]
 

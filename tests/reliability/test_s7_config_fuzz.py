@@ -11,9 +11,8 @@ Hypothesis writes configuration files and runs ``sync.cli.main(["--config", path
   ``once`` exits 2 and every line reads ``file: key: reason``; ``check`` exits 1 and prints the
   same problems as ``✗ configuration: file: key: reason``.
 
-No example may raise, print a traceback, or echo the literal API key the file holds. Inputs
-that crash the loader today have a failing (xfail) test each at the end of this file; the fuzz
-leaves those shapes out (``is_known_crash``) so it keeps guarding everything else.
+No example may raise, print a traceback, or echo the literal API key the file holds. The
+shapes the fuzz found crashing the loader once have a test each at the end of this file.
 """
 
 from __future__ import annotations
@@ -23,18 +22,14 @@ import io
 import math
 import os
 import re
-import tomllib
-import unicodedata
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.engine import make_url
 
 from sync import config
 from sync.cli import main
@@ -270,36 +265,6 @@ VALUES = st.one_of(
 )
 
 
-def is_known_crash(path: tuple[Any, ...], value: Any) -> bool:
-    """A URL the loader cannot survive today (``KNOWN_CRASHES``, the xfail tests below)."""
-    if not isinstance(value, str) or not str(path[-1]).endswith("url"):
-        return False
-    try:
-        urlsplit(value)
-        urlsplit(value.replace("{", "").replace("}", ""))
-        make_url(value)
-    except ValueError:
-        return True
-    except Exception:  # ArgumentError: the loader reports it as "not a database URL"
-        return False
-    return False
-
-
-def known_bug_in(raw: bytes) -> bool:
-    """A crashing URL, or a key name the report would print across lines (xfail tests)."""
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return False
-    for path in leaves(data):
-        key = path[-1]
-        if isinstance(key, str) and any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in key):
-            return True
-        if is_known_crash(path, parent(data, path)[key]):
-            return True
-    return False
-
-
 def leaves(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -342,10 +307,7 @@ def broken_configs(draw: st.DrawFn, folder: Path) -> tuple[dict[str, Any], list[
         holder = parent(data, path)
         action = draw(st.sampled_from(["replace", "replace", "drop", "add"]))
         if action == "replace":
-            value = draw(VALUES)
-            if is_known_crash(path, value):
-                continue
-            holder[path[-1]] = value
+            holder[path[-1]] = draw(VALUES)
         elif action == "drop":
             del holder[path[-1]]
         elif isinstance(holder, dict):
@@ -402,16 +364,13 @@ def test_fuzzed_toml_text_gives_exit_2_with_a_reason(
 ) -> None:
     folder = tmp_path_factory.mktemp("fuzz-text")
     path = folder / "c.toml"
-    seen = {"invalid TOML": 0, "not UTF-8": 0, "key: reason": 0, "valid": 0, "known bug": 0}
+    seen = {"invalid TOML": 0, "not UTF-8": 0, "key: reason": 0, "valid": 0}
 
     @FUZZ
     @given(raw=tomlish_texts(folder))
     def run(raw: bytes) -> None:
         path.write_bytes(raw)
         path.chmod(0o600)
-        if known_bug_in(raw):
-            seen["known bug"] += 1
-            return
         with inside(folder):
             if loads(path):
                 seen["valid"] += 1
@@ -465,65 +424,38 @@ def test_fuzzed_config_structures_give_exit_2_with_file_key_reason(
     figure("7 config fuzz (structures)", **seen)
 
 
-# -- what the fuzz found: each a failing test until the loader is fixed -------------------------
+# -- what the fuzz found (each fixed; kept as regression tests) -------------------------
 
 BROKEN = [
     pytest.param(
         ("tenants", 0, "url"),
         "http://[",
         id="tenant-url-unclosed-bracket",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG sync/config.py _http_url: urlsplit() raises ValueError "
-            "('Invalid IPv6 URL'), which the loader does not catch: a traceback",
-        ),
     ),
     pytest.param(
         ("tenants", 0, "logo_url"),
         "https://[::1/logo.svg",
         id="logo-url-unclosed-bracket",
-        marks=pytest.mark.xfail(
-            strict=True, reason="BUG sync/config.py _http_url/_svg_url: uncaught ValueError"
-        ),
     ),
     pytest.param(
         ("pbx", "recording_url"),
         "https://[x/{recordingfile}",
         id="recording-url-unclosed-bracket",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG sync/config.py _recording_template -> _http_url: uncaught ValueError",
-        ),
     ),
     pytest.param(
         ("database", "url"),
         "postgresql+psycopg://user@host:port/db",
         id="database-url-non-numeric-port",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG sync/config.py _db_url: make_url() raises ValueError (int('port')); "
-            "only ArgumentError is caught",
-        ),
     ),
     pytest.param(
         ("tenants", 0, "api_key_file"),
         "/tmp/key\x00file",
         id="api-key-file-with-nul",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG sync/config.py _Parser.key_file: Path.read_text raises ValueError "
-            "('embedded null byte'); only OSError is caught",
-        ),
     ),
     pytest.param(
         ("tenants", 0, "api_key_file"),
         "key.bin",
         id="api-key-file-not-utf8",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG sync/config.py _Parser.key_file: UnicodeDecodeError of a binary "
-            "file is not caught",
-        ),
     ),
 ]
 
@@ -548,12 +480,6 @@ def test_a_bad_value_gives_exit_2_not_a_traceback(
     assert problem_lines(output, path)[0].startswith(".".join(map(str, where)).replace(".0", "[0]"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG sync/commands/common.py start_logging / sync/logs.py setup: a [logging] dir "
-    "that cannot be created (a file, a missing parent under /proc, a NUL) raises "
-    "FileExistsError/FileNotFoundError/ValueError out of `once` and `run`: a traceback",
-)
 @pytest.mark.parametrize("where", ["/etc/passwd", "/proc/1/forbidden", "logs\x00"])
 def test_a_log_folder_that_cannot_be_created_is_one_line_not_a_traceback(
     where: str, tmp_path: Path
@@ -569,12 +495,6 @@ def test_a_log_folder_that_cannot_be_created_is_one_line_not_a_traceback(
     assert "logging.dir" in done.stderr or "log" in done.stderr.lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG sync/config.py _Table.finish / _Table.key: key names are printed raw, so an "
-    "unknown key with a line break (or a terminal escape) breaks the one-line "
-    "`file: key: reason` report; print them escaped (repr) when not printable",
-)
 def test_a_key_name_with_a_line_break_stays_on_one_line(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
