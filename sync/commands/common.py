@@ -23,11 +23,9 @@ def start_logging(args: argparse.Namespace, settings: config.Settings) -> Path |
         return logs.setup(level, settings.logging, settings.secrets())
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise config.ConfigError(
-            [
-                f"{settings.path}: logging.dir: cannot write logs in {settings.logging.dir!r}: {reason}"
-            ]
-        ) from None
+        where = f"{settings.path}: logging.dir"
+        message = f"{where}: cannot write logs in {settings.logging.dir!r}: {reason}"
+        raise config.ConfigError([message]) from None
 
 
 def open_database(settings: config.Settings, *, require_head: bool = True) -> sa.Engine:
