@@ -74,6 +74,7 @@ def _print(results: dict[str, Any]) -> None:
     print(f"\n{'figure':<26}{'value':>14}  target      status")
     for key in (
         "builder_legs_per_s",
+        "reference_loop_s",
         "backfill_calls_per_s",
         "ceiling_calls_per_s",
         "backfill_ratio",

@@ -32,9 +32,18 @@ class Call:
     """Call start, naive in ``source_timezone``."""
     last_end: datetime | None
     """Newest leg end (``end``, or start + duration), naive in ``source_timezone``."""
-    rules: tuple[tuple[str, str], ...]
-    """``(field, "value — rule that set it")`` in payload order, for ``explain``."""
+    explained: tuple[tuple[str, object, str], ...]
+    """``(field, value, rule that set it)`` in payload order; formatted by ``rules``."""
     warnings: tuple[str, ...]
     """Things worth a log line: DST resolution, a number kept raw, conflicting duplicates."""
     legs: tuple[Leg, ...]
     """The de-duplicated legs ordered by (start, sequence); legs without a time last."""
+
+    @property
+    def rules(self) -> tuple[tuple[str, str], ...]:
+        """``(field, "value — rule that set it")`` for ``explain``. Formatting is deferred:
+        only ``explain`` reads it, and a backfill builds calls by the hundred thousand."""
+        return tuple(
+            (field, f"{value} — {why}" if why else str(value))
+            for field, value, why in self.explained
+        )

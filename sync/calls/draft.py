@@ -72,11 +72,12 @@ class Draft:
         self.external_id = ctx.options.external_id_prefix + key
         self.legs = legs
         self.last_end: datetime | None = None
-        self.rules: list[tuple[str, str]] = []
+        self.rules: list[tuple[str, object, str]] = [("status", "", "")]
         self.warnings: list[str] = []
 
     def rule(self, field: str, value: object, why: str) -> None:
-        self.rules.append((field, f"{value} — {why}"))
+        """Record why ``field`` is ``value``; formatted only when read (``Call.rules``)."""
+        self.rules.append((field, value, why))
 
     def completeness(self, last_end: datetime, now: datetime, *, orphan: bool) -> bool | None:
         """R10: the newest end at least the settle time ago; ``None`` when out of range."""
@@ -142,7 +143,7 @@ class Draft:
         tenant: TenantRoute | None = None,
         started_at: datetime | None = None,
     ) -> Call:
-        why = f"skipped: {skip_reason}" if skip_reason else status
+        self.rules[0] = ("status", f"skipped: {skip_reason}" if skip_reason else status, "")
         return Call(
             key=self.key,
             external_id=self.external_id,
@@ -152,7 +153,7 @@ class Draft:
             payload=payload if status == "ready" else None,
             started_at=started_at,
             last_end=self.last_end,
-            rules=(("status", why), *self.rules),
+            explained=tuple(self.rules),
             warnings=tuple(self.warnings),
             legs=self.legs,
         )
