@@ -12,7 +12,7 @@ from sync.calls.options import BuildOptions
 PAGE = 5000
 
 
-def measure(n_calls: int = 100_000, repeat: int = 2) -> dict[str, float]:
+def measure(n_calls: int = 100_000, repeat: int = 3) -> dict[str, float]:
     start = datetime(2026, 3, 2, 8, 0, 0)
     legs = list(generate_legs(n_calls, start=start, seed=1))
     options = BuildOptions(

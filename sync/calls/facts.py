@@ -19,6 +19,7 @@ from sync.calls.legs import Leg
 __all__ = [
     "ANSWERED",
     "BUSY",
+    "EARLIEST",
     "FAILED_LIKE",
     "LegFacts",
     "prepare",
@@ -33,6 +34,9 @@ BUSY = "BUSY"
 FAILED_LIKE = frozenset({"FAILED", "CONGESTION"})
 MAX_SECONDS = 2**31 - 1
 """Durations are 32-bit integer columns; anything larger is garbage and is capped."""
+EARLIEST = datetime(2000, 1, 1)
+"""Older times are unset ones (an epoch 0 or 1 read from an integer column, a zero date), not
+calls: left in, one would date a call 1970 with a wait of 56 years."""
 
 _DISPOSITIONS = {
     "ANSWERED": "ANSWERED",
@@ -92,15 +96,16 @@ def seconds(value: object) -> int | None:
 
 
 def wall(value: object, ctx: Context) -> datetime | None:
-    """A naive wall time in the source zone; an aware value is converted, others dropped."""
+    """A naive wall time in the source zone; an aware value is converted; anything else and
+    times before ``EARLIEST`` are unusable (``None``)."""
     if not isinstance(value, datetime):
         return None
-    if value.tzinfo is None:
-        return value
-    try:
-        return value.astimezone(ctx.source.zone).replace(tzinfo=None)
-    except (OverflowError, ValueError):
-        return None
+    if value.tzinfo is not None:
+        try:
+            value = value.astimezone(ctx.source.zone).replace(tzinfo=None)
+        except (OverflowError, ValueError):
+            return None
+    return value if value >= EARLIEST else None
 
 
 def shift(moment: datetime | None, by: int | None, sign: int) -> datetime | None:
@@ -223,11 +228,11 @@ def prepare(leg: Leg, ctx: Context) -> LegFacts:
         billsec = seconds(billsec)
     facts.billsec = billsec or 0
     raw_start, answer, end = leg.start, leg.answer, leg.end
-    if raw_start.__class__ is not datetime or raw_start.tzinfo is not None:
+    if raw_start.__class__ is not datetime or raw_start.tzinfo is not None or raw_start < EARLIEST:
         raw_start = wall(raw_start, ctx)
-    if answer.__class__ is not datetime or answer.tzinfo is not None:
+    if answer.__class__ is not datetime or answer.tzinfo is not None or answer < EARLIEST:
         answer = wall(answer, ctx)
-    if end.__class__ is not datetime or end.tzinfo is not None:
+    if end.__class__ is not datetime or end.tzinfo is not None or end < EARLIEST:
         end = wall(end, ctx)
     facts.answered = disposition == ANSWERED and answer is not None and facts.billsec > 0
     start = raw_start if raw_start is not None else shift(end, duration, -1)

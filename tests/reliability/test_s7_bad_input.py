@@ -242,6 +242,8 @@ def run_garbage(
         assert "tenant shop: ok " in done.stderr or "tenant shop: idle " in done.stderr
     crm = stored(emulator)
     assert {k: crm.get(k) for k in expected} == expected, "every good call went through"
+    # An unset time (epoch 1) is a missing time, not a call of 1970 with a 56-year wait.
+    assert [k for k, call in crm.items() if call["date"] < "2000"] == []
     states = query(
         pg_url, "SELECT external_id, status, skip_reason, last_error FROM call_sync ORDER BY 1"
     )

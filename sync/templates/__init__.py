@@ -1,0 +1,1 @@
+"""Files ``init`` writes (the commented example config); data, not code."""
