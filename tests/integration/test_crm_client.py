@@ -24,6 +24,7 @@ from sync.crm import (
     UnexpectedResponseError,
     ValidationError,
 )
+from sync.crm.ratelimit import burst_for
 from sync.emulator import Emulator
 from tests.crm_fixtures import API_KEY, make_client
 
@@ -460,7 +461,9 @@ def test_rate_holds_within_ten_percent_over_a_five_second_burst(emulator: Emulat
     rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     assert rps * 0.9 <= rate <= rps * 1.1
     busiest = max(sum(1 for s in stamps if t <= s < t + 1.0) for t in stamps)
-    assert busiest <= rps * 1.1
+    # The bucket's own bound is rate + burst per 1-second window of sending; stamps are taken
+    # on arrival, where one request delayed by a busy machine can land beside the next one.
+    assert busiest <= rps + burst_for(rps) + 1
 
 
 def test_default_rates_keep_the_emulator_from_limiting(emulator: Emulator) -> None:
