@@ -310,12 +310,13 @@ class TenantCycle:
         paused = False
         done = 0
         known = 0
+        limit: int | None = None  # batches in flight; decided when there is something to send
         # Calls that fail in this cycle get a retry time after its start: each is tried once.
         started = utcnow()
         with ThreadPoolExecutor(sync.max_in_flight, thread_name_prefix="upload") as pool:
             while True:
                 while not stop_submitting and not self.stop.is_set():
-                    if len(in_flight) >= sync.max_in_flight:
+                    if limit is not None and len(in_flight) >= limit:
                         break
                     if not queue:
                         due = self.store.due_calls(
@@ -325,6 +326,8 @@ class TenantCycle:
                             break
                         known += len(due)
                         queue.extend(chunks(due, sync.batch_size))
+                    if limit is None:
+                        limit = self._first_in_flight()
                     batch = queue.popleft()
                     in_flight[self._submit(pool, lease, batch)] = batch
                 if not in_flight:
@@ -337,11 +340,20 @@ class TenantCycle:
                         stop_submitting = paused = True
                     elif outcome == "stop":
                         stop_submitting = True
+                    else:  # the CRM answered as it should: open up
+                        limit = sync.max_in_flight
                     done += len(batch) if outcome != "split" else 0
                 if progress is not None:
                     progress(done, known)
                 self.store.extend(lease, sync.lease_seconds, utcnow())
         return paused
+
+    def _first_in_flight(self) -> int:
+        """One batch first after a cycle that ended paused or with an error: a revoked key or
+        a CRM still down then costs one refused request per cycle, not ``max_in_flight``."""
+        state = self.store.tenant(self.tenant.name)
+        troubled = state is not None and (state.paused or state.last_error is not None)
+        return 1 if troubled else self.settings.sync.max_in_flight
 
     def _submit(
         self, pool: ThreadPoolExecutor, lease: Lease, batch: Sequence[DueCall]

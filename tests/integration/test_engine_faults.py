@@ -173,6 +173,19 @@ def test_revoked_key_pauses_only_its_tenant(
     state = Store(db.make_engine(pg_url, poolclass=sa.pool.NullPool)).tenant("bad")
     assert state is not None and state.paused and "Wrong" in (state.last_error or "")
 
+    def refused() -> int:
+        return sum(1 for r in emulator.requests if r.path == UPLOAD and r.key_label is None)
+
+    # While paused, a cycle probes with one batch instead of max_in_flight refused requests.
+    before = refused()
+    runner = Runner(settings)
+    try:
+        again = {r.tenant: r for r in runner.once()}
+    finally:
+        runner.close()
+    assert again["bad"].outcome == "paused"
+    assert refused() - before == 1
+
 
 def test_database_connections_killed_mid_cycle(
     tmp_path: Path,
