@@ -366,7 +366,7 @@ def test_retries_stop_when_the_budget_is_spent(emulator: Emulator) -> None:
             client.upload_calls([make_call("1")], budget_seconds=1.5)
         elapsed = time.monotonic() - started
     assert caught.value.status == 500
-    assert 0.5 < elapsed < 1.6
+    assert 0.5 < elapsed < 3.0  # a 1.5 s budget, not the 100 failures queued
     assert 3 <= len(emulator.requests) <= 8
 
 

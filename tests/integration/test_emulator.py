@@ -234,7 +234,8 @@ def test_throughput_forty_uploads_of_fifty_calls_with_latency(emu: Emulator) -> 
     for session in sessions:
         session.close()
     assert len(emu.calls) == 2000
-    assert elapsed < 1.6  # 10 sequential rounds of 0.1 s per thread, plus little else
+    # Served in parallel: 10 rounds of 0.1 s per thread take ~1 s; one at a time would be 4 s.
+    assert elapsed < 3.0
 
 
 # -- integration module -----------------------------------------------------------------------
