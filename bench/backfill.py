@@ -35,10 +35,7 @@ def _load(url: str, n_calls: int) -> int:
     try:
         create_cdr_table(engine, recordingfile=True, tenant_column=None)
         legs = generate_legs(n_calls, start=start, seed=42, spacing_seconds=spacing)
-        count = copy_legs(engine, legs)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM ANALYZE cdr"))
-        return count
+        return copy_legs(engine, legs, vacuum=True)
     finally:
         engine.dispose()
 

@@ -32,11 +32,11 @@ def idle_poll(n_legs: int, workdir: Path) -> dict[str, Any]:
         create_cdr_table(engine, recordingfile=True, tenant_column=None)
         began = time.monotonic()
         legs = copy_legs(
-            engine, generate_legs(n_calls, start=start, seed=5, spacing_seconds=spacing)
+            engine,
+            generate_legs(n_calls, start=start, seed=5, spacing_seconds=spacing),
+            vacuum=True,
         )
         load_s = time.monotonic() - began
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM ANALYZE cdr"))
         engine.dispose()
         path = write_config(workdir, db_url=url, crm_url=emu.base_url, sync={"max_in_flight": 8})
         runner = Runner(config.load(path, {KEY_ENV: KEY}))

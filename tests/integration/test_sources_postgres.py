@@ -144,6 +144,18 @@ def _plan(conn: sa.Connection, statement: sa.ClauseElement) -> str:
     return "\n".join(r[0] for r in rows)
 
 
+def test_copy_with_vacuum_leaves_statistics_for_the_planner(engine: sa.Engine) -> None:
+    create_cdr_table(engine, tenant_column=None)
+    legs = [make_leg(f"{1770000000 + n}.{n}", f"{1770000000 + n}.{n}", n, W0) for n in range(50)]
+    assert copy_legs(engine, legs, tenant_column=None, vacuum=True) == 50
+    with engine.connect() as conn:
+        # Written by VACUUM ANALYZE in the catalog (a fresh COPY leaves -1 and 0).
+        tuples, all_visible = conn.exec_driver_sql(
+            "SELECT reltuples, relallvisible FROM pg_class WHERE relname = 'cdr'"
+        ).one()
+    assert tuples == 50 and all_visible > 0
+
+
 @pytest.mark.parametrize("tenant", [None, "accountcode"])
 def test_window_query_uses_the_time_index(engine: sa.Engine, tenant: str | None) -> None:
     create_cdr_table(engine, tenant_column=tenant, indexes=False)

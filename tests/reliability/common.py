@@ -23,13 +23,13 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from sync import db
+from sync import config, db
 from sync.calls.legs import Leg
 from sync.emulator import Emulator, RecordedRequest
 from sync.engine.store import Store
 from sync.sources.cdr_table import copy_legs, create_cdr_table, insert_legs
 from tests.crm_fixtures import API_KEY
-from tests.engine_fixtures import KEY_ENV, fill_cdr
+from tests.engine_fixtures import KEY_ENV, expected_payloads, fill_cdr, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 UPLOAD = "/api/v5/telephony/calls/upload"
@@ -219,19 +219,45 @@ def wait_for(
 
 
 def load_cdr(url: str, legs: Iterable[Leg], **table: Any) -> int:
-    """A CDR table filled with ``legs``: COPY and ANALYZE on PostgreSQL, inserts elsewhere."""
+    """A CDR table filled with ``legs``: COPY + VACUUM ANALYZE on PostgreSQL, inserts elsewhere."""
     if not url.startswith("postgresql"):
         return fill_cdr(url, legs, **table)
     engine = db.make_engine(url, poolclass=sa.pool.NullPool)
     table.setdefault("recordingfile", True)
     try:
         create_cdr_table(engine, **table)
-        count = copy_legs(engine, legs)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("ANALYZE cdr"))
-        return count
+        return copy_legs(engine, legs, vacuum=True)
     finally:
         engine.dispose()
+
+
+def daemon_section(*, stop_timeout: int = 15, customers_interval: int = 60) -> str:
+    """The ``[daemon]`` table of the scenarios: a tick a second, no jitter."""
+    return (
+        f"[daemon]\ninterval = 1\njitter = 0\ncustomers_interval = {customers_interval}\n"
+        f"stop_timeout = {stop_timeout}\n"
+    )
+
+
+def prepare_scenario(
+    tmp_path: Path,
+    pg_url: str,
+    emulator: Emulator,
+    legs: Sequence[Leg],
+    *,
+    latency: float,
+    sync: dict[str, Any],
+    daemon: str = "",
+    loaded: Sequence[Leg] | None = None,
+) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """How most scenarios start: the module registered, the CRM's latency set, ``loaded`` (all
+    of ``legs`` unless given) in the call log, a config. Returns the config and the payloads
+    every call of ``legs`` must end up with in the CRM."""
+    emulator.register_module()
+    emulator.latency = latency
+    load_cdr(pg_url, legs if loaded is None else loaded)
+    path = write_config(tmp_path, db_url=pg_url, crm_url=emulator.base_url, sync=sync, extra=daemon)
+    return path, expected_payloads(config.load(path, {KEY_ENV: API_KEY}), legs)
 
 
 def split_calls(legs: Sequence[Leg], parts: Sequence[float]) -> list[list[Leg]]:

@@ -21,16 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from sync import config
 from sync.emulator import Emulator
-from tests.crm_fixtures import API_KEY
-from tests.engine_fixtures import KEY_ENV, expected_payloads, generated, write_config
+from tests.engine_fixtures import generated
 from tests.reliability.common import (
     UPLOAD,
     counts,
     figure,
-    load_cdr,
     no_traceback,
+    prepare_scenario,
     repeats,
     sized,
     spawn,
@@ -55,17 +53,15 @@ IN_FLIGHT = 2
 def test_sigkill_at_random_moments_every_call_lands_exactly_once(
     tmp_path: Path, pg_url: str, emulator: Emulator
 ) -> None:
-    emulator.register_module()
-    emulator.latency = LATENCY
     legs = generated(CALLS, seed=11, spacing_seconds=2.0)
-    load_cdr(pg_url, legs)
-    path = write_config(
+    path, expected = prepare_scenario(
         tmp_path,
-        db_url=pg_url,
-        crm_url=emulator.base_url,
+        pg_url,
+        emulator,
+        legs,
+        latency=LATENCY,
         sync={"max_in_flight": IN_FLIGHT, "lease_seconds": 30, "upload_budget_seconds": 10},
     )
-    expected = expected_payloads(config.load(path, {KEY_ENV: API_KEY}), legs)
     assert len(expected) > CALLS * 0.6
     rng = random.Random(20260301)
     began = time.monotonic()

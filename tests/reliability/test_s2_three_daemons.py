@@ -16,18 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from sync import config
 from sync.emulator import Emulator
-from tests.crm_fixtures import API_KEY
-from tests.engine_fixtures import KEY_ENV, expected_payloads, generated, write_config
+from tests.engine_fixtures import generated
 from tests.reliability.common import (
     Daemon,
     append_legs,
     counts,
+    daemon_section,
     delivered,
     figure,
-    load_cdr,
     no_traceback,
+    prepare_scenario,
     query,
     repeats,
     sized,
@@ -41,31 +40,24 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 CALLS = sized(20_000, 4_000)
 WAVES = 10
-DAEMON = """
-[daemon]
-interval = 1
-jitter = 0
-customers_interval = 10
-stop_timeout = 15
-"""
+DAEMON = daemon_section(customers_interval=10)
 
 
 def test_three_daemons_deliver_every_call_and_repeat_no_externalid(
     tmp_path: Path, pg_url: str, emulator: Emulator
 ) -> None:
-    emulator.register_module()
-    emulator.latency = 0.1
     legs = generated(CALLS, seed=3, spacing_seconds=2.0)
     first, *waves = split_calls(legs, [0.5] + [0.5 / WAVES] * WAVES)
-    load_cdr(pg_url, first)
-    path = write_config(
+    path, expected = prepare_scenario(
         tmp_path,
-        db_url=pg_url,
-        crm_url=emulator.base_url,
+        pg_url,
+        emulator,
+        legs,
+        latency=0.1,
         sync={"max_in_flight": 8, "lease_seconds": 30, "upload_budget_seconds": 10},
-        extra=DAEMON,
+        daemon=DAEMON,
+        loaded=first,
     )
-    expected = expected_payloads(config.load(path, {KEY_ENV: API_KEY}), legs)
     began = time.monotonic()
     daemons = [Daemon(path, tmp_path / f"daemon-{i}.err") for i in range(3)]
     try:

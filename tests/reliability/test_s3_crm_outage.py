@@ -14,18 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from sync import config
 from sync.emulator import Emulator, RecordedRequest
-from tests.crm_fixtures import API_KEY
-from tests.engine_fixtures import KEY_ENV, expected_payloads, generated, write_config
+from tests.engine_fixtures import generated
 from tests.reliability.common import (
     UPLOAD,
     Daemon,
     counts,
+    daemon_section,
     figure,
     ids_of,
-    load_cdr,
     no_traceback,
+    prepare_scenario,
     sized,
     status_json,
     stored,
@@ -40,27 +39,20 @@ OUTAGE = sized(120.0, 20.0)
 RATE = 40  # requests/s to /telephony, the CRM's limit and the tenant's rate_limit
 CEILING = RATE * 50
 MIN_MEASURED = 4_000  # calls: the drain is asserted when at least 2 s of it can be measured
-DAEMON = """
-[daemon]
-interval = 1
-jitter = 0
-customers_interval = 60
-stop_timeout = 20
-"""
+DAEMON = daemon_section(stop_timeout=20)
 
 
 def test_crm_outage_loses_nothing_and_the_backlog_drains_at_the_rate_limit(
     tmp_path: Path, pg_url: str, emulator: Emulator
 ) -> None:
-    emulator.register_module()
-    emulator.latency = 0.1
     emulator.rate_limits(telephony_rps=RATE, general_rps=10)
     legs = generated(CALLS, seed=5, spacing_seconds=2.0)
-    load_cdr(pg_url, legs)
-    path = write_config(
+    path, expected = prepare_scenario(
         tmp_path,
-        db_url=pg_url,
-        crm_url=emulator.base_url,
+        pg_url,
+        emulator,
+        legs,
+        latency=0.1,
         sync={
             "max_in_flight": 8,
             "lease_seconds": 30,
@@ -69,9 +61,8 @@ def test_crm_outage_loses_nothing_and_the_backlog_drains_at_the_rate_limit(
             "retry_base_seconds": 5,
             "retry_max_seconds": 60,
         },
-        extra=DAEMON,
+        daemon=DAEMON,
     )
-    expected = expected_payloads(config.load(path, {KEY_ENV: API_KEY}), legs)
     emulator.fail_next(UPLOAD, n=10**9, status=503)
     with Daemon(path, tmp_path / "daemon.err") as daemon:
         down = time.monotonic()

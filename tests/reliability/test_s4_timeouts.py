@@ -14,17 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from sync import config
 from sync.emulator import Emulator
-from tests.crm_fixtures import API_KEY
-from tests.engine_fixtures import KEY_ENV, expected_payloads, generated, write_config
+from tests.engine_fixtures import generated
 from tests.reliability.common import (
     UPLOAD,
     Daemon,
     counts,
+    daemon_section,
     figure,
-    load_cdr,
     no_traceback,
+    prepare_scenario,
     query,
     repeats,
     sized,
@@ -38,26 +37,19 @@ CALLS = sized(3_000, 1_000)
 HANGS = sized(24, 16)  # more than the first cycle's batches can absorb within their budget
 READ_TIMEOUT = 1.0
 HANG = 3.0
-DAEMON = """
-[daemon]
-interval = 1
-jitter = 0
-customers_interval = 60
-stop_timeout = 15
-"""
+DAEMON = daemon_section()
 
 
 def test_uploads_hanging_past_the_read_timeout_are_retried_and_land_once(
     tmp_path: Path, pg_url: str, emulator: Emulator
 ) -> None:
-    emulator.register_module()
-    emulator.latency = 0.05
     legs = generated(CALLS, seed=9, spacing_seconds=2.0)
-    load_cdr(pg_url, legs)
-    path = write_config(
+    path, expected = prepare_scenario(
         tmp_path,
-        db_url=pg_url,
-        crm_url=emulator.base_url,
+        pg_url,
+        emulator,
+        legs,
+        latency=0.05,
         sync={
             "max_in_flight": 4,
             "lease_seconds": 30,
@@ -66,9 +58,8 @@ def test_uploads_hanging_past_the_read_timeout_are_retried_and_land_once(
             "retry_base_seconds": 2,
             "retry_max_seconds": 10,
         },
-        extra=DAEMON,
+        daemon=DAEMON,
     )
-    expected = expected_payloads(config.load(path, {KEY_ENV: API_KEY}), legs)
     emulator.hang_next(UPLOAD, n=HANGS, seconds=HANG)
     began = time.monotonic()
     with Daemon(path, tmp_path / "daemon.err") as daemon:

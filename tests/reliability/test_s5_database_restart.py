@@ -19,17 +19,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from sync import config
 from sync.emulator import Emulator
-from tests.conftest import IN_CI
-from tests.crm_fixtures import API_KEY
-from tests.engine_fixtures import KEY_ENV, expected_payloads, generated, write_config
+from tests.conftest import missing
+from tests.engine_fixtures import generated
 from tests.reliability.common import (
     Daemon,
     counts,
+    daemon_section,
     figure,
-    load_cdr,
     no_traceback,
+    prepare_scenario,
     repeats,
     sized,
     stored,
@@ -40,23 +39,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 CALLS = sized(6_000, 2_000)
 RESTART_AT = sized((0.25, 0.6), (0.3,))  # restart when this share of the calls is sent
-DAEMON = """
-[daemon]
-interval = 1
-jitter = 0
-customers_interval = 60
-stop_timeout = 15
-"""
+DAEMON = daemon_section()
 
 
 def cluster() -> list[str]:
     """``pg_ctlcluster`` arguments of the local server, or a skip (a fail in CI)."""
     etc = Path("/etc/postgresql")
     if shutil.which("pg_ctlcluster") is None or not etc.is_dir():
-        message = "needs the local PostgreSQL cluster and pg_ctlcluster to restart it"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("needs the local PostgreSQL cluster and pg_ctlcluster to restart it")
     versions = sorted((p.name for p in etc.iterdir()), key=lambda v: [int(x) for x in v.split(".")])
     return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
 
@@ -92,18 +82,16 @@ def test_daemon_survives_a_database_restart_and_finishes(
     tmp_path: Path, pg_url: str, emulator: Emulator
 ) -> None:
     pg_ctl = cluster()
-    emulator.register_module()
-    emulator.latency = 0.3  # 2 in flight: ~7 requests/s, the backlog takes a while
     legs = generated(CALLS, seed=13, spacing_seconds=2.0)
-    load_cdr(pg_url, legs)
-    path = write_config(
+    path, expected = prepare_scenario(
         tmp_path,
-        db_url=pg_url,
-        crm_url=emulator.base_url,
+        pg_url,
+        emulator,
+        legs,
+        latency=0.3,  # 2 in flight: ~7 requests/s, the backlog takes a while
         sync={"max_in_flight": 2, "lease_seconds": 30, "upload_budget_seconds": 10},
-        extra=DAEMON,
+        daemon=DAEMON,
     )
-    expected = expected_payloads(config.load(path, {KEY_ENV: API_KEY}), legs)
     downtime = []
     sending_at_restart = []
     with Daemon(path, tmp_path / "daemon.err") as daemon:
