@@ -126,6 +126,7 @@ class PbxSettings:
     trunk_channel_pattern: str = ""
     responsible: Literal["first", "last"] = "first"
     dial_prefixes: tuple[str, ...] = ()
+    area_code: str = ""
     external_id_prefix: str = ""
     recording_url: str = ""
 
@@ -219,6 +220,7 @@ class Settings:
             trunk_channel_pattern=pbx.trunk_channel_pattern,
             responsible=pbx.responsible,
             dial_prefixes=pbx.dial_prefixes,
+            area_code=pbx.area_code,
             external_id_prefix=pbx.external_id_prefix,
             recording_url=pbx.recording_url,
             source_timezone=src.timezone,
@@ -562,6 +564,7 @@ class _Parser:
             trunk_channel_pattern=t.get("trunk_channel_pattern", str, "", _regex),
             responsible=t.get("responsible", str, "first", _one_of("first", "last")),  # type: ignore[arg-type]
             dial_prefixes=tuple(t.get("dial_prefixes", list, [], _digit_list)),
+            area_code=t.get("area_code", str, d.area_code, _area_code),
             external_id_prefix=t.get("external_id_prefix", str, "", _max_len(40)),
             recording_url=t.get("recording_url", str, "", _recording_template),
         )
@@ -807,6 +810,11 @@ def _string_list(value: list[Any]) -> str | None:
 def _digit_list(value: list[Any]) -> str | None:
     ok = all(isinstance(v, str) and v.isdigit() for v in value)
     return None if ok else 'expected a list of digit strings, e.g. ["9"]'
+
+
+def _area_code(value: str) -> str | None:
+    ok = not value or re.fullmatch(r"[0-9]{1,6}", value)
+    return None if ok else 'digits only, at most 6, e.g. "3012" (no + and no country code)'
 
 
 def _group_or_world_readable(path: Path) -> bool:

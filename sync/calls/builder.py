@@ -21,7 +21,6 @@ from sync.calls.options import BuildOptions, TenantRoute
 from sync.calls.recording import file_date, fill_template, is_http_url, pick_recording
 from sync.calls.rows import build_call_row
 from sync.calls.rules import Derivation, derive
-from sync.phones import normalize_phone
 
 __all__ = ["Call", "build_call", "build_call_row", "build_calls", "group_key"]
 
@@ -193,12 +192,9 @@ def _record_url(
 
 def _external_phone(draft: Draft, timed: list[LegFacts]) -> str | None:
     """FreePBX ``did`` of an inbound call, normalised; omitted when it is no number."""
-    options = draft.ctx.options
     for facts in timed:
         if facts.did:
-            phone = normalize_phone(
-                facts.did, country=options.country, extension_pattern=draft.ctx.extension
-            )
+            phone = draft.ctx.phone(facts.did)
             draft.rule("externalPhone", phone.value or "none", f"did {facts.did!r}; {phone.reason}")
             return phone.value
     return None

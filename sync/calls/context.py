@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sync.calls.clock import ZoneClock
 from sync.calls.options import BuildOptions, TenantRoute
 from sync.calls.recording import template_needs_check
+from sync.phones import PhoneResult, normalize_phone
 
 __all__ = ["DEFAULT_EXTENSION_CHANNEL", "Context", "context_for"]
 
@@ -29,6 +30,7 @@ class Context:
 
     __slots__ = (
         "_now",
+        "area_code",
         "catch_all",
         "check_record_url",
         "custom_extension_channel",
@@ -58,6 +60,7 @@ class Context:
             re.compile(options.trunk_channel_pattern) if options.trunk_channel_pattern else None
         )
         self.dial_prefixes = tuple(p for p in options.dial_prefixes if p)
+        self.area_code = options.area_code
         self.check_record_url = template_needs_check(options.recording_url)
         self.source = ZoneClock(ZoneInfo(options.source_timezone))
         self.tenant_clocks = {t.name: ZoneClock(ZoneInfo(t.timezone)) for t in options.tenants}
@@ -83,6 +86,16 @@ class Context:
                 ("failed", values.failed),
                 ("no answer", values.no_answer),
             )
+        )
+
+    def phone(self, raw: str | None, *, outbound: bool = False) -> PhoneResult:
+        """N0–N5 with this configuration; N0 (dial prefixes) only for an ``out`` number."""
+        return normalize_phone(
+            raw,
+            country=self.options.country,
+            extension_pattern=self.extension,
+            dial_prefixes=self.dial_prefixes if outbound else (),
+            area_code=self.area_code,
         )
 
     def naive_utc(self, now: datetime) -> datetime:

@@ -51,6 +51,8 @@ class BuildOptions:
     trunk_channel_pattern: str = ""
     responsible: Literal["first", "last"] = "first"
     dial_prefixes: tuple[str, ...] = ()
+    area_code: str = ""
+    """N5: the national destination code put in front of a local number (``3012``)."""
     external_id_prefix: str = ""
     recording_url: str = ""
     source_timezone: str = "UTC"
