@@ -17,50 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sync.calls.options import BuildOptions, TenantRoute, ValueSpellings
+from sync.calls.legs import CALL_COLUMNS, LEG_COLUMNS
+from sync.calls.options import BuildOptions, TenantRoute
+from sync.settings import FLAVORS, RESPONSIBLE, PbxSettings, SourceSettings, ValueSpellings
 
 ENV_VAR = "RETAILCRM_SYNC_CONFIG"
 DEFAULT_PATH = "retailcrm-sync.toml"
-FLAVORS = ("asterisk", "freepbx", "calls")
-CALL_COLUMNS = (
-    "id",
-    "started_at",
-    "ended_at",
-    "direction",
-    "phone",
-    "extension",
-    "result",
-    "duration",
-    "wait",
-    "recording",
-    "tenant",
-)
-LEG_COLUMNS = (
-    "uniqueid",
-    "linkedid",
-    "sequence",
-    "start",
-    "answer",
-    "end",
-    "calldate",
-    "src",
-    "dst",
-    "clid",
-    "channel",
-    "dstchannel",
-    "lastapp",
-    "disposition",
-    "duration",
-    "billsec",
-    "recordingfile",
-    "userfield",
-    "did",
-    "outbound_cnum",
-)
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 _SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^\d+\s*(seconds?|minutes?|hours?|days?|weeks?|months?)$")
@@ -100,35 +66,6 @@ class Secret:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///retailcrm-sync.db"
-
-
-@dataclass(frozen=True)
-class SourceSettings:
-    url: str
-    table: str = "cdr"
-    flavor: Literal["asterisk", "freepbx", "calls"] = "asterisk"
-    timezone: str = "UTC"
-    settle_seconds: int = 120
-    orphan_settle_seconds: int = 1800
-    lookback_hours: float = 24
-    tenant_column: str = ""
-    start_date: datetime | None = None
-    page_size: int = 5000
-    columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    values: ValueSpellings = field(default_factory=ValueSpellings)
-
-
-@dataclass(frozen=True)
-class PbxSettings:
-    country: str = "BY"
-    extension_pattern: str = r"^\d{2,5}$"
-    extension_channel_pattern: str = ""
-    trunk_channel_pattern: str = ""
-    responsible: Literal["first", "last"] = "first"
-    dial_prefixes: tuple[str, ...] = ()
-    area_code: str = ""
-    external_id_prefix: str = ""
-    recording_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,7 +114,7 @@ class TenantSettings:
     timezone: str = "UTC"
     site: str = ""
     create_customers: bool = False
-    rate_limit: float = 40
+    rate_limit: float = 40.0
     extensions: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     external_phones: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """DID -> shop code, sent as the module's ``externalPhones``."""
@@ -378,6 +315,20 @@ def _db_url(value: str) -> str | None:
     return None
 
 
+def _own_db_url(value: str) -> str | None:
+    reason = _db_url(value)
+    if reason:
+        return reason
+    from sqlalchemy.engine import make_url
+
+    if make_url(value).get_backend_name() in ("mysql", "mariadb"):
+        return (
+            "MySQL/MariaDB is for the call log only ([source] url); our own tables need "
+            "PostgreSQL or SQLite (ANALYZE and SKIP LOCKED assume them)"
+        )
+    return None
+
+
 def _split(value: str) -> SplitResult | None:
     """``urlsplit``, or None for what it cannot even split (``http://[``)."""
     try:
@@ -473,21 +424,22 @@ class _Parser:
         return Settings(self.path, database, source, pbx, sync, daemon, logging, tenants)
 
     def database(self, t: _Table) -> DatabaseSettings:
-        url = t.get("url", str, DatabaseSettings.url, _db_url)
+        url = t.get("url", str, DatabaseSettings.url, _own_db_url)
         t.finish()
         return DatabaseSettings(url=url)
 
     def source(self, t: _Table, default_url: str) -> SourceSettings:
-        url = t.get("url", str, default_url, _db_url)
-        table = t.get("table", str, "cdr", _identifier)
-        flavor = t.get("flavor", str, "asterisk", _one_of(*FLAVORS))
-        tz = t.get("timezone", str, "UTC", _zone)
-        settle = t.get("settle_seconds", int, 120, _non_negative)
-        orphan = t.get("orphan_settle_seconds", int, 1800, _non_negative)
-        lookback = t.get("lookback_hours", float, 24.0, _positive)
-        tenant_column = t.get("tenant_column", str, "", _identifier_or_empty)
+        d = SourceSettings(url=default_url)
+        url = t.get("url", str, d.url, _db_url)
+        table = t.get("table", str, d.table, _identifier)
+        flavor = t.get("flavor", str, d.flavor, _one_of(*FLAVORS))
+        tz = t.get("timezone", str, d.timezone, _zone)
+        settle = t.get("settle_seconds", int, d.settle_seconds, _non_negative)
+        orphan = t.get("orphan_settle_seconds", int, d.orphan_settle_seconds, _non_negative)
+        lookback = t.get("lookback_hours", float, d.lookback_hours, _positive)
+        tenant_column = t.get("tenant_column", str, d.tenant_column, _identifier_or_empty)
         start_raw = t.get("start_date", str, "", _start_date)
-        page_size = t.get("page_size", int, 5000, _between(100, 100_000))
+        page_size = t.get("page_size", int, d.page_size, _between(100, 100_000))
         columns = self.columns(t.table("columns"), flavor)
         values = self.values(t.table("values"))
         t.finish()
@@ -560,13 +512,17 @@ class _Parser:
         settings = PbxSettings(
             country=t.get("country", str, d.country, _country).upper(),
             extension_pattern=t.get("extension_pattern", str, d.extension_pattern, _regex),
-            extension_channel_pattern=t.get("extension_channel_pattern", str, "", _one_group_regex),
-            trunk_channel_pattern=t.get("trunk_channel_pattern", str, "", _regex),
-            responsible=t.get("responsible", str, "first", _one_of("first", "last")),  # type: ignore[arg-type]
-            dial_prefixes=tuple(t.get("dial_prefixes", list, [], _digit_list)),
+            extension_channel_pattern=t.get(
+                "extension_channel_pattern", str, d.extension_channel_pattern, _one_group_regex
+            ),
+            trunk_channel_pattern=t.get(
+                "trunk_channel_pattern", str, d.trunk_channel_pattern, _regex
+            ),
+            responsible=t.get("responsible", str, d.responsible, _one_of(*RESPONSIBLE)),  # type: ignore[arg-type]
+            dial_prefixes=tuple(t.get("dial_prefixes", list, list(d.dial_prefixes), _digit_list)),
             area_code=t.get("area_code", str, d.area_code, _area_code),
-            external_id_prefix=t.get("external_id_prefix", str, "", _max_len(40)),
-            recording_url=t.get("recording_url", str, "", _recording_template),
+            external_id_prefix=t.get("external_id_prefix", str, d.external_id_prefix, _max_len(40)),
+            recording_url=t.get("recording_url", str, d.recording_url, _recording_template),
         )
         t.finish()
         return settings
@@ -652,6 +608,7 @@ class _Parser:
 
     def tenant(self, t: _Table) -> TenantSettings | None:
         before = len(self.problems)
+        d = TenantSettings(name="", url="", api_key=Secret(""))
         name = t.get("name", str, "", _tenant_name)
         if "name" not in t.data:
             self.problem(t.key("name"), "required")
@@ -667,15 +624,17 @@ class _Parser:
             url=url.rstrip("/"),
             api_key=key,
             match=match,
-            integration_code=t.get("integration_code", str, "asterisk", _code),
-            integration_name=t.get("integration_name", str, "Asterisk", _non_empty),
-            logo_url=t.get("logo_url", str, "", _svg_url),
-            make_call_url=t.get("make_call_url", str, "", _optional_url),
-            change_user_status_url=t.get("change_user_status_url", str, "", _optional_url),
-            timezone=t.get("timezone", str, "UTC", _zone),
-            site=t.get("site", str, "", None),
-            create_customers=t.get("create_customers", bool, False),
-            rate_limit=t.get("rate_limit", float, 40.0, _between(0.1, 40)),
+            integration_code=t.get("integration_code", str, d.integration_code, _code),
+            integration_name=t.get("integration_name", str, d.integration_name, _non_empty),
+            logo_url=t.get("logo_url", str, d.logo_url, _svg_url),
+            make_call_url=t.get("make_call_url", str, d.make_call_url, _optional_url),
+            change_user_status_url=t.get(
+                "change_user_status_url", str, d.change_user_status_url, _optional_url
+            ),
+            timezone=t.get("timezone", str, d.timezone, _zone),
+            site=t.get("site", str, d.site, None),
+            create_customers=t.get("create_customers", bool, d.create_customers),
+            rate_limit=t.get("rate_limit", float, d.rate_limit, _between(0.1, 40)),
             extensions=MappingProxyType(extensions),
             external_phones=MappingProxyType(external_phones),
         )

@@ -7,8 +7,11 @@ or a skip reason. Timestamps are naive wall-clock times in ``source.timezone``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Final
+
+__all__ = ["CALL_COLUMNS", "LEG_COLUMNS", "CallRow", "Leg"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +61,19 @@ class CallRow:
     wait: int | None = None
     recording: str | None = None
     tenant: str = ""
+
+
+def _leg_columns() -> tuple[str, ...]:
+    names = [f.name for f in fields(Leg) if f.name != "tenant"]
+    names.insert(names.index("end") + 1, "calldate")
+    return tuple(names)
+
+
+LEG_COLUMNS: Final = _leg_columns()
+"""Logical column names of a CDR table (``[source.columns]`` keys for the leg flavors, and
+the order ``LegSource`` unpacks a row in): the ``Leg`` fields plus ``calldate``, the older
+schema's start; ``tenant`` is ``source.tenant_column`` and is added by the reader."""
+
+CALL_COLUMNS: Final = tuple(f.name for f in fields(CallRow))
+"""Logical column names of a ``calls`` log: the ``CallRow`` fields, in the order
+``CallSource`` unpacks a row in."""

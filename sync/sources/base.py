@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from sync.config import SourceSettings
+from sync.settings import SourceSettings
 from sync.sources import queries
 from sync.sources.coerce import to_time
 from sync.sources.schema import Layout, SourceError

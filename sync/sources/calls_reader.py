@@ -13,14 +13,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from sync.calls.legs import CallRow
-from sync.config import CALL_COLUMNS
+from sync.calls.legs import CALL_COLUMNS, CallRow
 from sync.sources import queries
 from sync.sources.base import TableSource, Window, chunks
 from sync.sources.coerce import to_int, to_opt_str, to_str, to_time
 
 _FIELDS = CALL_COLUMNS
-"""The logical columns (``sync.config.CALL_COLUMNS``) in the order ``_row`` unpacks them."""
+"""The logical columns (``CallRow``'s fields) in the order ``_row`` unpacks them."""
 _NEVER = datetime.max
 
 

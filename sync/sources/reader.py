@@ -18,15 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from sync.calls.legs import Leg
-from sync.config import LEG_COLUMNS
+from sync.calls.legs import LEG_COLUMNS, Leg
 from sync.sources import queries
 from sync.sources.base import TableSource, Window, chunks, compare_lt, text_of
 from sync.sources.coerce import derive_calldate_times, to_disposition, to_int, to_str, to_time
 from sync.sources.schema import LEG_OPTIONAL
 
 _FIELDS = (*LEG_COLUMNS, "tenant")
-"""The logical columns in the order ``_leg`` unpacks them (the config's list)."""
+"""The logical columns in the order ``_leg`` unpacks them (``Leg``'s vocabulary)."""
 _TIME = len(_FIELDS)
 _TENANT = _TIME + 1
 """Positions of the stored time and tenant after the fields in ``_leg_columns``."""

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
-from sync.config import CALL_COLUMNS, SourceSettings
+from sync.calls.legs import CALL_COLUMNS
+from sync.settings import SourceSettings
 from sync.sources.queries import sample_time
 
 Shape = Literal["start", "calldate", "calls"]

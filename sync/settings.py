@@ -1,0 +1,79 @@
+"""The settings the pure layers read: ``[source]`` and ``[pbx]``, typed, with their defaults.
+
+``sync.config`` reads the TOML file into these; the call builder's ``BuildOptions`` and the
+source readers take their defaults from here as well, so every default is stated once and the
+pure layers never import the file reader. No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Final, Literal, get_args
+
+__all__ = [
+    "FLAVORS",
+    "RESPONSIBLE",
+    "Flavor",
+    "PbxSettings",
+    "Responsible",
+    "SourceSettings",
+    "ValueSpellings",
+]
+
+Flavor = Literal["asterisk", "freepbx", "calls"]
+FLAVORS: Final = get_args(Flavor)
+Responsible = Literal["first", "last"]
+"""Which answering extension owns a transferred call (R4)."""
+RESPONSIBLE: Final = get_args(Responsible)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueSpellings:
+    """How a ``calls``-flavor log spells directions and results (``[source.values]``)."""
+
+    inbound: tuple[str, ...] = ("in", "incoming", "inbound")
+    outbound: tuple[str, ...] = ("out", "outgoing", "outbound")
+    internal: tuple[str, ...] = ("internal", "local")
+    answered: tuple[str, ...] = ("answered", "ANSWERED", "completed", "success")
+    busy: tuple[str, ...] = ("busy", "BUSY")
+    failed: tuple[str, ...] = ("failed", "FAILED", "CONGESTION", "error")
+    no_answer: tuple[str, ...] = (
+        "no answer",
+        "NO ANSWER",
+        "noanswer",
+        "missed",
+        "cancel",
+        "CANCEL",
+    )
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    url: str
+    table: str = "cdr"
+    flavor: Flavor = "asterisk"
+    timezone: str = "UTC"
+    settle_seconds: int = 120
+    orphan_settle_seconds: int = 1800
+    lookback_hours: float = 24.0
+    tenant_column: str = ""
+    start_date: datetime | None = None
+    page_size: int = 5000
+    columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    values: ValueSpellings = field(default_factory=ValueSpellings)
+
+
+@dataclass(frozen=True)
+class PbxSettings:
+    country: str = "BY"
+    extension_pattern: str = r"^\d{2,5}$"
+    extension_channel_pattern: str = ""
+    trunk_channel_pattern: str = ""
+    responsible: Responsible = "first"
+    dial_prefixes: tuple[str, ...] = ()
+    area_code: str = ""
+    external_id_prefix: str = ""
+    recording_url: str = ""
