@@ -23,7 +23,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sync.calls.legs import CALL_COLUMNS, LEG_COLUMNS
 from sync.calls.options import BuildOptions, TenantRoute
-from sync.settings import FLAVORS, RESPONSIBLE, PbxSettings, SourceSettings, ValueSpellings
+from sync.settings import (
+    FLAVORS,
+    RESPONSIBLE,
+    VALUE_KEYS,
+    PbxSettings,
+    SourceSettings,
+    ValueSpellings,
+)
 
 ENV_VAR = "RETAILCRM_SYNC_CONFIG"
 DEFAULT_PATH = "retailcrm-sync.toml"
@@ -492,17 +499,8 @@ class _Parser:
     def values(self, t: _Table) -> ValueSpellings:
         defaults = ValueSpellings()
         spelled: dict[str, tuple[str, ...]] = {}
-        keys = {
-            "in": "inbound",
-            "out": "outbound",
-            "internal": "internal",
-            "answered": "answered",
-            "busy": "busy",
-            "failed": "failed",
-            "no answer": "no_answer",
-        }
-        for key, attr in keys.items():
-            got = t.get(key, list, list(getattr(defaults, attr)), _string_list)
+        for key, attr in VALUE_KEYS.items():
+            got = t.get(key, list, list(defaults.spellings(key)), _string_list)
             spelled[attr] = tuple(got)
         t.finish()
         return ValueSpellings(**spelled)

@@ -14,8 +14,11 @@ from types import MappingProxyType
 from typing import Final, Literal, get_args
 
 __all__ = [
+    "DIRECTION_KEYS",
     "FLAVORS",
     "RESPONSIBLE",
+    "RESULT_KEYS",
+    "VALUE_KEYS",
     "Flavor",
     "PbxSettings",
     "Responsible",
@@ -28,6 +31,21 @@ FLAVORS: Final = get_args(Flavor)
 Responsible = Literal["first", "last"]
 """Which answering extension owns a transferred call (R4)."""
 RESPONSIBLE: Final = get_args(Responsible)
+
+
+VALUE_KEYS: Final = {
+    "in": "inbound",
+    "out": "outbound",
+    "internal": "internal",
+    "answered": "answered",
+    "busy": "busy",
+    "failed": "failed",
+    "no answer": "no_answer",
+}
+"""The one table of ``[source.values]``: each key is the direction or result it stands for
+(``type`` and ``result`` of the upload), mapped to its ``ValueSpellings`` field."""
+DIRECTION_KEYS: Final = ("in", "out", "internal")
+RESULT_KEYS: Final = ("answered", "busy", "failed", "no answer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +66,11 @@ class ValueSpellings:
         "cancel",
         "CANCEL",
     )
+
+    def spellings(self, key: str) -> tuple[str, ...]:
+        """The spellings of one ``VALUE_KEYS`` key (``"no answer"`` -> ``no_answer``)."""
+        spelled: tuple[str, ...] = getattr(self, VALUE_KEYS[key])
+        return spelled
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,25 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Final
 
-__all__ = ["CALL_COLUMNS", "LEG_COLUMNS", "CallRow", "Leg"]
+__all__ = ["CALL_COLUMNS", "DISPOSITIONS", "DISPOSITION_CODES", "LEG_COLUMNS", "CallRow", "Leg"]
+
+DISPOSITION_CODES: Final = {
+    "ANSWERED": 8,
+    "NO ANSWER": 0,
+    "BUSY": 4,
+    "FAILED": 2,
+    "CONGESTION": 16,
+    "CANCEL": 32,
+}
+"""The one disposition table (spec §3, ``include/asterisk/cdr.h``): the text a backend writes
+into a text column -> the integer code it writes into an integer column."""
+
+DISPOSITIONS: Final = {
+    **{text: text for text in DISPOSITION_CODES},
+    **{str(code): text for text, code in DISPOSITION_CODES.items()},
+    "1": "NO ANSWER",  # Asterisk's internal "NULL" state, printed as NO ANSWER
+}
+"""``Leg.disposition`` as stored (text, or an integer code as a string) -> its text (R3)."""
 
 
 @dataclass(frozen=True, slots=True)
