@@ -38,8 +38,6 @@ NAMING = {
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Payload = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
-STATUSES = ("pending", "sending", "sent", "failed", "dead", "skipped")
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
