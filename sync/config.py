@@ -21,16 +21,15 @@ from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sync.calls.legs import CALL_COLUMNS, LEG_COLUMNS
+# "X as X": re-exported, so ``sync.config`` stays the one import for every settings type.
+from sync.calls.legs import CALL_COLUMNS as CALL_COLUMNS
+from sync.calls.legs import LEG_COLUMNS as LEG_COLUMNS
 from sync.calls.options import BuildOptions, TenantRoute
-from sync.settings import (
-    FLAVORS,
-    RESPONSIBLE,
-    VALUE_KEYS,
-    PbxSettings,
-    SourceSettings,
-    ValueSpellings,
-)
+from sync.settings import FLAVORS as FLAVORS
+from sync.settings import RESPONSIBLE, VALUE_KEYS
+from sync.settings import PbxSettings as PbxSettings
+from sync.settings import SourceSettings as SourceSettings
+from sync.settings import ValueSpellings as ValueSpellings
 
 ENV_VAR = "RETAILCRM_SYNC_CONFIG"
 DEFAULT_PATH = "retailcrm-sync.toml"
