@@ -15,8 +15,10 @@ same arithmetic for callers that convert one value at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 __all__ = [
@@ -35,6 +37,7 @@ _QUARTER_END = timedelta(minutes=14, seconds=59)
 _MAX_CACHED = 200_000
 
 _Bucket = tuple[int, int, int, int, int]
+T = TypeVar("T")
 
 
 def _bucket(moment: datetime) -> _Bucket:
@@ -43,6 +46,21 @@ def _bucket(moment: datetime) -> _Bucket:
 
 def _quarter_start(moment: datetime) -> datetime:
     return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def _memoised(cache: dict[_Bucket, T], moment: datetime, measure: Callable[[datetime], T]) -> T:
+    """``measure(moment)``, cached per quarter hour when the whole quarter measures the same."""
+    key = _bucket(moment)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    value = measure(moment)
+    start = _quarter_start(moment)
+    if measure(start) == value == measure(start + _QUARTER_END):
+        if len(cache) > _MAX_CACHED:
+            cache.clear()
+        cache[key] = value
+    return value
 
 
 class ZoneClock:
@@ -58,17 +76,7 @@ class ZoneClock:
     def _local_offset(self, naive: datetime) -> tuple[timedelta, int]:
         """UTC offset (``fold=0``) of a wall time and its DST kind: 0 normal, 1 ambiguous,
         -1 missing."""
-        key = _bucket(naive)
-        cached = self._local.get(key)
-        if cached is not None:
-            return cached
-        entry = self._measure(naive)
-        start = _quarter_start(naive)
-        if self._measure(start) == entry == self._measure(start + _QUARTER_END):
-            if len(self._local) > _MAX_CACHED:
-                self._local.clear()
-            self._local[key] = entry
-        return entry
+        return _memoised(self._local, naive, self._measure)
 
     def _measure(self, naive: datetime) -> tuple[timedelta, int]:
         first = naive.replace(tzinfo=self.zone, fold=0).utcoffset() or timedelta(0)
@@ -91,17 +99,8 @@ class ZoneClock:
 
     def from_utc(self, utc: datetime) -> datetime | None:
         """The zone's naive wall time at a naive UTC instant."""
-        key = _bucket(utc)
         try:
-            offset = self._utc.get(key)
-            if offset is None:
-                offset = self._utc_offset(utc)
-                start = _quarter_start(utc)
-                if self._utc_offset(start) == offset == self._utc_offset(start + _QUARTER_END):
-                    if len(self._utc) > _MAX_CACHED:
-                        self._utc.clear()
-                    self._utc[key] = offset
-            return utc + offset
+            return utc + _memoised(self._utc, utc, self._utc_offset)
         except (OverflowError, ValueError):
             return None
 
