@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sync.calls.legs import CALL_COLUMNS as CALL_COLUMNS
 from sync.calls.legs import LEG_COLUMNS as LEG_COLUMNS
 from sync.calls.options import BuildOptions, TenantRoute
+from sync.settings import DEFAULT_ZONE, RESPONSIBLE, VALUE_KEYS
 from sync.settings import FLAVORS as FLAVORS
-from sync.settings import RESPONSIBLE, VALUE_KEYS
 from sync.settings import PbxSettings as PbxSettings
 from sync.settings import SourceSettings as SourceSettings
 from sync.settings import ValueSpellings as ValueSpellings
@@ -117,7 +117,7 @@ class TenantSettings:
     logo_url: str = ""
     make_call_url: str = ""
     change_user_status_url: str = ""
-    timezone: str = "UTC"
+    timezone: str = DEFAULT_ZONE
     site: str = ""
     create_customers: bool = False
     rate_limit: float = 40.0

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Final, Literal, get_args
 
 __all__ = [
+    "DEFAULT_ZONE",
     "DIRECTION_KEYS",
     "FLAVORS",
     "RESPONSIBLE",
@@ -26,6 +27,9 @@ __all__ = [
     "ValueSpellings",
 ]
 
+DEFAULT_ZONE: Final = "UTC"
+"""The zone of the call log (``[source] timezone``) and of a CRM account (``[[tenants]]
+timezone``) when the file does not say."""
 Flavor = Literal["asterisk", "freepbx", "calls"]
 FLAVORS: Final = get_args(Flavor)
 Responsible = Literal["first", "last"]
@@ -78,7 +82,7 @@ class SourceSettings:
     url: str
     table: str = "cdr"
     flavor: Flavor = "asterisk"
-    timezone: str = "UTC"
+    timezone: str = DEFAULT_ZONE
     settle_seconds: int = 120
     orphan_settle_seconds: int = 1800
     lookback_hours: float = 24.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sync.settings import PbxSettings, Responsible, SourceSettings, ValueSpellings
+from sync.settings import DEFAULT_ZONE, PbxSettings, Responsible, SourceSettings, ValueSpellings
 
 __all__ = ["BuildOptions", "TenantRoute", "ValueSpellings"]
 
@@ -25,7 +25,7 @@ class TenantRoute:
     name: str
     match: str | None
     """``None``: a single tenant that takes every row."""
-    timezone: str = "UTC"
+    timezone: str = DEFAULT_ZONE
     """The CRM account's zone; call dates are sent in it (R7)."""
     site: str = ""
 
