@@ -17,10 +17,17 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
     return config.load(config.resolve_path(getattr(args, "config", None)))
 
 
-def start_logging(args: argparse.Namespace, settings: config.Settings) -> Path | None:
+def start_logging(
+    args: argparse.Namespace, settings: config.Settings, file_name: str | None = None
+) -> Path | None:
+    """Logging for a command: stderr, plus the JSON file ``file_name`` for the process
+    families that own one (``run``, ``serve``, ``once``; see sync.logs). Operator commands pass
+    None and never rotate a daemon's file."""
     level = getattr(args, "log_level", None) or settings.logging.level
     try:
-        return logs.setup(level, settings.logging, settings.secrets())
+        if file_name is None:
+            return logs.setup(level, None, settings.secrets())
+        return logs.setup(level, settings.logging, settings.secrets(), file_name=file_name)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         where = f"{settings.path}: logging.dir"

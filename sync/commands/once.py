@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from sync import logs
 from sync.cli import CliError
 from sync.commands.common import load_settings, open_database, start_logging
 from sync.commands.progress import upload_bar
@@ -27,7 +28,7 @@ def exit_code(reports: list[CycleReport]) -> int:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     check_tenants(settings, args.tenant)
-    start_logging(args, settings)
+    start_logging(args, settings, logs.ONCE_LOG)
     engine = open_database(settings)
     runner = Runner(settings, engine=engine)
     try:
