@@ -8,6 +8,7 @@ widens a read window by an hour at most, never narrows it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -16,6 +17,10 @@ from zoneinfo import ZoneInfo
 @lru_cache(maxsize=64)
 def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
+
+
+Clock = Callable[[], datetime]
+"""Naive UTC now; the engine takes one so that tests move time instead of waiting for it."""
 
 
 def utcnow() -> datetime:

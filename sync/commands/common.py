@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sync import config, db, logs
 from sync.cli import CliError
+from sync.errors import first_line
 
 
 def load_settings(args: argparse.Namespace) -> config.Settings:
@@ -56,6 +57,4 @@ def _safe_url(url: str) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    """First line of a driver error, without SQLAlchemy's background link."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return first_line(exc)

@@ -21,8 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def exit_code(reports: list[CycleReport]) -> int:
     """0 when every tenant finished cleanly; 1 when calls failed or a tenant errored."""
-    bad = any(r.failed or r.dead or r.outcome in ("error", "paused", "lease-lost") for r in reports)
-    return 1 if bad else 0
+    return 1 if any(r.troubled for r in reports) else 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -172,13 +171,15 @@ def test_idle_cycle_reads_again_when_a_settling_call_is_due(
     path = write_config(
         tmp_path, db_url=sqlite_url, crm_url=emulator.base_url, source={"settle_seconds": 3}
     )
-    runner = Runner(config.load(path, ENV))
+    now = [ended + timedelta(seconds=1)]
+    runner = Runner(config.load(path, ENV), clock=lambda: now[0])
     try:
         (first,) = runner.once()
         assert (first.outcome, first.incomplete, first.sent) == ("ok", 1, 0)
+        now[0] += timedelta(seconds=1)
         (second,) = runner.once()  # nothing new, not yet due: the window is not read
         assert (second.outcome, second.read) == ("idle", 0)
-        time.sleep(3.5)
+        now[0] += timedelta(seconds=2)  # 4 s after the call ended: settle_seconds = 3
         (third,) = runner.once()
         assert (third.outcome, third.sent) == ("ok", 1)
     finally:
