@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sync import config, db, logs
 from sync.cli import CliError
+from sync.engine.cycle import CycleReport
 from sync.errors import first_line
 
 
@@ -58,3 +60,16 @@ def _safe_url(url: str) -> str:
 
 def _short(exc: BaseException) -> str:
     return first_line(exc)
+
+
+def check_tenants(settings: config.Settings, names: Sequence[str] | None) -> None:
+    """Unknown tenant names are usage errors (exit 2), not silently ignored."""
+    known = {t.name for t in settings.tenants}
+    for name in names or ():
+        if name not in known:
+            raise CliError(f"unknown tenant {name!r} (configured: {', '.join(sorted(known))})", 2)
+
+
+def exit_code(reports: list[CycleReport]) -> int:
+    """0 when every tenant finished cleanly; 1 when calls failed or a tenant errored."""
+    return 1 if any(r.troubled for r in reports) else 0

@@ -664,6 +664,17 @@ class Store:
                 result.setdefault(tenant, {s.value: 0 for s in Status})["oldest_pending"] = created
         return result
 
+    def skip_reasons(self, tenant: str) -> list[tuple[str, int]]:
+        """Calls recorded but not uploaded, by reason, most frequent first."""
+        query = (
+            sa.select(CALLS.c.skip_reason, sa.func.count())
+            .where(CALLS.c.tenant == tenant, CALLS.c.status == Status.SKIPPED.value)
+            .group_by(CALLS.c.skip_reason)
+        )
+        with self.engine.connect() as conn:
+            rows = [(str(reason), int(count)) for reason, count in conn.execute(query)]
+        return sorted(rows, key=lambda r: (-r[1], r[0]))
+
     def oldest_unsent(self, tenant: str) -> datetime | None:
         """Start of the oldest call still waiting to reach the CRM: the tenant's lag."""
         with self.engine.connect() as conn:

@@ -219,7 +219,7 @@ def test_a_killed_database_connection_recovers_on_the_next_tick(
     fill_cdr(pg_url, first)
     path = config(tmp_path, pg_url, emulator)
     settings = load(path, {KEY_ENV: API_KEY})
-    name = sa.engine.make_url(pg_url).database
+    name = str(sa.engine.make_url(pg_url).database)
     admin = sa.create_engine(
         sa.engine.make_url(pg_url).set(database="postgres"), poolclass=sa.pool.NullPool
     )

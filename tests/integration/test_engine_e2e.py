@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -115,7 +115,9 @@ def test_unsent_calls_follow_their_latest_derivation(
             )
         assert internal, "the generator makes internal calls"
         target = internal[0]
-        first = min((leg for leg in legs if leg.linkedid == target), key=lambda g: g.start)
+        first = min(
+            (leg for leg in legs if leg.linkedid == target), key=lambda g: g.start or datetime.min
+        )
         assert first.start is not None
         late = replace(
             first,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sync.config import LoggingSettings
 
 
 @pytest.fixture(autouse=True)
-def _reset_logging() -> None:
+def _reset_logging() -> Iterator[None]:
     yield
     logs.setup("INFO", None, (), stderr=False)
 
@@ -65,7 +66,8 @@ def test_a_traceback_never_prints_local_values(
     log_file = logs.setup("DEBUG", LoggingSettings(dir=str(tmp_path)), [secret])
     conninfo = f"postgresql://sync:{secret}@db/pbx"
     try:
-        raise ConnectionError("database unreachable") if conninfo else None
+        if conninfo:  # the failing line names the local holding the secret
+            raise ConnectionError("database unreachable")
     except ConnectionError:
         logger.exception("cycle failed")
     err = capsys.readouterr().err
