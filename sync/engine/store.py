@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from models import CallSync, CustomerClaim, RetailcrmCustomer, SyncRun, SyncTenant
+from sync.engine.customer_changes import Change
 from sync.engine.state import UNSENT, Action, Derived, Failure, Status, Stored, diff
 
 TENANT = cast(sa.Table, SyncTenant.__table__)
@@ -28,10 +29,6 @@ CUSTOMERS = cast(sa.Table, RetailcrmCustomer.__table__)
 CLAIMS = cast(sa.Table, CustomerClaim.__table__)
 RUNS = cast(sa.Table, SyncRun.__table__)
 IN_CHUNK = 500
-
-
-if TYPE_CHECKING:
-    from sync.engine.customers import Change
 
 
 class LeaseLost(Exception):
