@@ -18,9 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from models import CallSync
 from sync import config, db, logs
 from sync.calls.demo_cdr import generate_legs
 from sync.commands.register import make_client, register_tenant
@@ -110,19 +107,6 @@ def fill_call_log(settings: config.Settings, calls: int, seed: int) -> int:
         engine.dispose()
 
 
-def skip_reasons(engine: sa.Engine, tenant: str) -> list[tuple[str, int]]:
-    """Calls recorded but not uploaded, by reason, most frequent first."""
-    table = CallSync.__table__
-    query = (
-        sa.select(table.c.skip_reason, sa.func.count())
-        .where(table.c.tenant == tenant, table.c.status == "skipped")
-        .group_by(table.c.skip_reason)
-    )
-    with engine.connect() as conn:
-        rows = [(str(reason), int(count)) for reason, count in conn.execute(query)]
-    return sorted(rows, key=lambda r: (-r[1], r[0]))
-
-
 def run_demo(
     folder: Path,
     *,
@@ -149,7 +133,7 @@ def run_demo(
         try:
             with progress() as bar:
                 report = runner.once(progress=bar)[0]
-            skipped = skip_reasons(engine, tenant.name)
+            skipped = store.skip_reasons(tenant.name)
         finally:
             runner.close()
         return DemoResult(

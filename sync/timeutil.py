@@ -22,15 +22,16 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "Clock",
     "ZoneClock",
     "aware",
-    "clock",
     "format_wall",
     "local_to_utc",
     "to_wall",
     "utc_to_local",
     "utcnow",
     "zone",
+    "zone_clock",
 ]
 
 _QUARTER_END = timedelta(minutes=14, seconds=59)
@@ -121,9 +122,13 @@ def zone(name: str) -> ZoneInfo:
 
 
 @lru_cache(maxsize=64)
-def clock(name: str) -> ZoneClock:
+def zone_clock(name: str) -> ZoneClock:
     """The shared ``ZoneClock`` of a zone name."""
     return ZoneClock(zone(name))
+
+
+Clock = Callable[[], datetime]
+"""Naive UTC now; the engine takes one so that tests move time instead of waiting for it."""
 
 
 def utcnow() -> datetime:
@@ -133,7 +138,7 @@ def utcnow() -> datetime:
 
 def local_to_utc(local: datetime, tz: str) -> datetime:
     """Naive UTC of a naive wall time in ``tz`` (``fold=0``); OverflowError out of range."""
-    utc, _ = clock(tz).to_utc(local)
+    utc, _ = zone_clock(tz).to_utc(local)
     if utc is None:
         raise OverflowError(f"{local!r} in {tz} is out of range")
     return utc
@@ -141,7 +146,7 @@ def local_to_utc(local: datetime, tz: str) -> datetime:
 
 def utc_to_local(utc: datetime, tz: str) -> datetime:
     """Naive wall time in ``tz`` at a naive UTC instant; OverflowError out of range."""
-    local = clock(tz).from_utc(utc)
+    local = zone_clock(tz).from_utc(utc)
     if local is None:
         raise OverflowError(f"{utc!r} UTC is out of range in {tz}")
     return local

@@ -15,7 +15,7 @@ from sync.calls.options import BuildOptions, TenantRoute
 from sync.calls.recording import template_needs_check
 from sync.phones import PhoneResult, normalize_phone
 from sync.settings import DIRECTION_KEYS, RESULT_KEYS
-from sync.timeutil import clock
+from sync.timeutil import zone_clock
 
 __all__ = ["DEFAULT_EXTENSION_CHANNEL", "Context", "context_for"]
 
@@ -62,8 +62,8 @@ class Context:
         self.dial_prefixes = tuple(p for p in options.dial_prefixes if p)
         self.area_code = options.area_code
         self.check_record_url = template_needs_check(options.recording_url)
-        self.source = clock(options.source_timezone)
-        self.tenant_clocks = {t.name: clock(t.timezone) for t in options.tenants}
+        self.source = zone_clock(options.source_timezone)
+        self.tenant_clocks = {t.name: zone_clock(t.timezone) for t in options.tenants}
         self.tenant_by_match: dict[str, TenantRoute] = {}
         self.catch_all: TenantRoute | None = None
         for tenant in options.tenants:

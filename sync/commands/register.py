@@ -17,8 +17,7 @@ from typing import Any
 
 from sync import logs
 from sync.cli import CliError
-from sync.commands.common import load_settings, open_database
-from sync.commands.once import check_tenants
+from sync.commands.common import check_tenants, load_settings, open_database
 from sync.config import Settings, TenantSettings
 from sync.crm import CRMError, RetailCRMClient
 from sync.engine.store import Store

@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sync.calls.call import Call
+
 
 class Status(StrEnum):
     PENDING = "pending"
@@ -54,6 +56,11 @@ class Derived:
     skip_reason: str | None
     warnings: tuple[str, ...] = field(default=(), compare=False)
     """Logged when the call is recorded or changes, not on every re-read."""
+
+    @classmethod
+    def of(cls, call: Call) -> Derived:
+        """What the diff stores for a complete call; its warnings go with it to the log."""
+        return cls(call.payload, call.skip_reason, call.warnings)
 
     @property
     def status(self) -> Status:

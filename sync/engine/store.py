@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from models import CallSync, CustomerClaim, RetailcrmCustomer, SyncRun, SyncTenant
+from sync.engine.customer_changes import Change
 from sync.engine.state import UNSENT, Action, Derived, Failure, Status, Stored, diff
 
 TENANT = cast(sa.Table, SyncTenant.__table__)
@@ -28,10 +29,6 @@ CUSTOMERS = cast(sa.Table, RetailcrmCustomer.__table__)
 CLAIMS = cast(sa.Table, CustomerClaim.__table__)
 RUNS = cast(sa.Table, SyncRun.__table__)
 IN_CHUNK = 500
-
-
-if TYPE_CHECKING:
-    from sync.engine.customers import Change
 
 
 class LeaseLost(Exception):
@@ -663,6 +660,17 @@ class Store:
             for tenant, created in oldest:
                 result.setdefault(tenant, {s.value: 0 for s in Status})["oldest_pending"] = created
         return result
+
+    def skip_reasons(self, tenant: str) -> list[tuple[str, int]]:
+        """Calls recorded but not uploaded, by reason, most frequent first."""
+        query = (
+            sa.select(CALLS.c.skip_reason, sa.func.count())
+            .where(CALLS.c.tenant == tenant, CALLS.c.status == Status.SKIPPED.value)
+            .group_by(CALLS.c.skip_reason)
+        )
+        with self.engine.connect() as conn:
+            rows = [(str(reason), int(count)) for reason, count in conn.execute(query)]
+        return sorted(rows, key=lambda r: (-r[1], r[0]))
 
     def oldest_unsent(self, tenant: str) -> datetime | None:
         """Start of the oldest call still waiting to reach the CRM: the tenant's lag."""
