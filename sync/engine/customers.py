@@ -71,6 +71,7 @@ class CustomerMap:
             raw,
             country=self.settings.pbx.country,
             extension_pattern=self.settings.pbx.extension_pattern,
+            area_code=self.settings.pbx.area_code,
         )
         return result.value if result.kind in ("e164", "raw") else None
 

@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import Enum
 
+from sync.batches import chunks
 from sync.crm import (
     AccountNotFoundError,
     AuthError,
@@ -24,7 +25,7 @@ from sync.crm import (
     UploadResult,
     ValidationError,
 )
-from sync.engine.state import chunks, halves
+from sync.engine.state import halves
 from sync.engine.store import DueCall
 
 Batch = Sequence[DueCall]

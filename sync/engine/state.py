@@ -123,10 +123,6 @@ def batch_id(tenant: str, external_ids: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def halves(items: Sequence[Any]) -> tuple[Sequence[Any], Sequence[Any]]:
     """Bisection of a rejected batch: the bad call ends up alone in log2(n) steps."""
     middle = len(items) // 2

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from models import CallSync, CustomerClaim, RetailcrmCustomer, SyncRun, SyncTenant
+from sync.batches import chunks
 from sync.engine.customer_changes import Change
 from sync.engine.state import UNSENT, Action, Derived, Failure, Status, Stored, diff
 
@@ -28,7 +29,6 @@ CALLS = cast(sa.Table, CallSync.__table__)
 CUSTOMERS = cast(sa.Table, RetailcrmCustomer.__table__)
 CLAIMS = cast(sa.Table, CustomerClaim.__table__)
 RUNS = cast(sa.Table, SyncRun.__table__)
-IN_CHUNK = 500
 
 
 class LeaseLost(Exception):
@@ -95,11 +95,6 @@ class DiffCounts:
     changed_after_upload: tuple[tuple[str, Any, Any], ...] = ()
     warnings: tuple[tuple[str, str], ...] = ()
     """(externalId, warning) of calls recorded or changed by this diff."""
-
-
-def _in_chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(values), IN_CHUNK):
-        yield values[i : i + IN_CHUNK]
 
 
 class Store:
@@ -334,7 +329,7 @@ class Store:
 
     def _stored(self, conn: sa.Connection, tenant: str, ids: Sequence[str]) -> dict[str, Stored]:
         found: dict[str, Stored] = {}
-        for chunk in _in_chunks(ids):
+        for chunk in chunks(ids):
             rows = conn.execute(
                 sa.select(
                     CALLS.c.external_id, CALLS.c.status, CALLS.c.payload, CALLS.c.skip_reason
@@ -399,7 +394,7 @@ class Store:
 
     def mark_sending(self, lease: Lease, ids: Sequence[str], batch_id: str, now: datetime) -> None:
         with self.fenced(lease) as conn:
-            for chunk in _in_chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(
                     sa.update(CALLS)
                     .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id.in_(chunk))
@@ -408,7 +403,7 @@ class Store:
 
     def mark_sent(self, lease: Lease, ids: Sequence[str], now: datetime) -> None:
         with self.fenced(lease) as conn:
-            for chunk in _in_chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(
                     sa.update(CALLS)
                     .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id.in_(chunk))
@@ -452,7 +447,7 @@ class Store:
     def mark_pending(self, lease: Lease, ids: Sequence[str], error: str, now: datetime) -> None:
         """Back to pending without counting an attempt: the fault was not the call's."""
         with self.fenced(lease) as conn:
-            for chunk in _in_chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(
                     sa.update(CALLS)
                     .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id.in_(chunk))
@@ -569,7 +564,7 @@ class Store:
     def known_phones(self, tenant: str, phones: Sequence[str]) -> set[str]:
         found: set[str] = set()
         with self.engine.connect() as conn:
-            for chunk in _in_chunks(sorted(set(phones))):
+            for chunk in chunks(sorted(set(phones))):
                 found.update(
                     conn.execute(
                         sa.select(CUSTOMERS.c.phone).where(

@@ -51,11 +51,6 @@ def text_of(value: object) -> object:
     return value
 
 
-def chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
-
-
 @dataclass
 class Window:
     """One ``read_window`` call: its bounds in stored form and the current page's first time."""

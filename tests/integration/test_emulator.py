@@ -536,13 +536,17 @@ def test_run_standalone_serves_until_sigterm() -> None:
         "from sync.emulator import run_standalone; run_standalone('127.0.0.1', 0, 'standalone-key')"
     )
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-    )
+    ) as process:
+        _serve_then_sigterm(process)
+
+
+def _serve_then_sigterm(process: subprocess.Popen[str]) -> None:
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
