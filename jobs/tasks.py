@@ -77,7 +77,7 @@ class Tasks:
             return
         with self.busy.running():
             try:
-                reports = self.runner.once(progress=self.liveness.progress)
+                reports = self.runner.once(progress=self.liveness.progress, drain=False)
             except Exception as exc:
                 self.notifier.status(f"sync failed at {utcnow():%H:%M:%S} UTC, retrying: {exc}")
                 raise
@@ -86,7 +86,7 @@ class Tasks:
             self.notifier.status(status_line(reports))
 
     def customers(self) -> None:
-        """Refresh the phone -> customer map of every tenant, one after the other."""
+        """Refresh the phone -> customer map of every tenant, on the runner's worker pool."""
         with self.busy.running():
             self.runner.refresh_customers()
 

@@ -87,6 +87,9 @@ class SyncSettings:
     retry_max_seconds: int = 3600
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
+    slice_seconds: float = 30.0
+    """After this long a tenant's cycle submits no new batch and yields its worker: a huge
+    backlog cannot starve the other tenants (the daemon puts it first in line next tick)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class DaemonSettings:
     stop_timeout: float = 30
     keep_days: int = 30
     jitter: float = 3
+    workers: int = 8
+    """Tenants cycled at once in one process; threads, HTTP pools and database connections
+    are bounded by it, never by the number of tenants."""
 
 
 @dataclass(frozen=True)
@@ -542,6 +548,7 @@ class _Parser:
             ),
             connect_timeout=t.get("connect_timeout", float, d.connect_timeout, _between(0.1, 120)),
             read_timeout=t.get("read_timeout", float, d.read_timeout, _between(0.1, 600)),
+            slice_seconds=t.get("slice_seconds", float, d.slice_seconds, _between(0.1, 86400)),
         )
         t.finish()
         if settings.upload_budget_seconds + settings.read_timeout >= settings.lease_seconds:
@@ -562,6 +569,7 @@ class _Parser:
             stop_timeout=t.get("stop_timeout", float, d.stop_timeout, _between(1, 3600)),
             keep_days=t.get("keep_days", int, d.keep_days, _between(1, 3650)),
             jitter=t.get("jitter", float, d.jitter, _between(0, 3600)),
+            workers=t.get("workers", int, d.workers, _between(1, 256)),
         )
         t.finish()
         return settings

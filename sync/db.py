@@ -36,6 +36,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def pool_options(url: str, workers: int) -> dict[str, Any]:
+    """Pool size for ``workers`` tenant cycles at once: each holds at most one connection at
+    a time, plus the scheduler's jobs; a bounded overflow absorbs the customer refresh."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return {}
+    return {"pool_size": workers + 2, "max_overflow": workers, "pool_timeout": 30}
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

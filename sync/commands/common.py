@@ -40,7 +40,8 @@ def start_logging(
 
 def open_database(settings: config.Settings, *, require_head: bool = True) -> sa.Engine:
     """Our own database, checked reachable and (by default) migrated to the newest revision."""
-    engine = db.make_engine(settings.database.url)
+    url = settings.database.url
+    engine = db.make_engine(url, **db.pool_options(url, settings.daemon.workers))
     try:
         current, head = db.revisions(engine)
     except SQLAlchemyError as exc:

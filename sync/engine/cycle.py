@@ -73,6 +73,8 @@ class CycleReport:
     lag_seconds: float | None = None
     error: str | None = None
     started: datetime = field(default_factory=utcnow)
+    yielded: bool = False
+    """The slice ran out with calls still due: the tenant goes again soon."""
 
     @property
     def troubled(self) -> bool:
@@ -90,6 +92,8 @@ class CycleReport:
             text += f" changed_after_upload={self.changed_after_upload}"
         if self.unrouted:
             text += f" unrouted={self.unrouted}"
+        if self.yielded:
+            text += " yielded"
         if self.error:
             text += f" error: {self.error}"
         return text
@@ -135,13 +139,28 @@ class TenantCycle:
     # -- the cycle ---------------------------------------------------------------------
 
     def run(
-        self, window: ResyncWindow | None = None, progress: Progress | None = None
+        self,
+        window: ResyncWindow | None = None,
+        progress: Progress | None = None,
+        *,
+        deadline: float | None = None,
     ) -> CycleReport:
+        """One cycle; never raises: every failure, the claim and the finish included, ends up
+        in the report (``error``), so one tenant cannot end another's cycle or the run.
+
+        ``deadline`` (``time.monotonic``): after it no new batch is submitted and the report
+        says ``yielded`` when due calls were left for the next turn.
+        """
         now = self.clock()
         report = CycleReport(self.tenant.name, started=now)
-        lease = self.store.claim(
-            self.tenant.name, self.owner, self.settings.sync.lease_seconds, now
-        )
+        try:
+            lease = self.store.claim(
+                self.tenant.name, self.owner, self.settings.sync.lease_seconds, now
+            )
+        except Exception as exc:
+            self._failed(report, exc, "cannot claim the tenant")
+            logger.warning(report.summary())
+            return report
         if lease is None:
             report.outcome = CycleOutcome.BUSY
             logger.info(report.summary())
@@ -158,7 +177,7 @@ class TenantCycle:
             cursor = self._read_and_record(lease, report, window)
             if report.new >= ANALYZE_AFTER:
                 self.store.analyze_calls()
-            paused = self._upload(lease, report, progress)
+            paused = self._upload(lease, report, progress, deadline)
             if report.sent + report.duplicates >= ANALYZE_AFTER:
                 self.store.analyze_calls()  # most rows changed status: keep the plans right
             if paused:
@@ -166,49 +185,75 @@ class TenantCycle:
         except LeaseLost as exc:
             report.outcome, report.error = CycleOutcome.LEASE_LOST, str(exc)
         except Exception as exc:  # a cycle never takes the process down
-            report.outcome, report.error = CycleOutcome.ERROR, first_line(exc, with_type=True)
-            expected = isinstance(exc, (CRMError, SourceError, SQLAlchemyError))
-            logger.opt(exception=not expected).error(
-                f"tenant {self.tenant.name}: cycle failed: {report.error}"
-            )
+            self._failed(report, exc, "cycle failed")
         finally:
             self._finish(lease, report, cursor if window is None else None, paused)
         return report
 
+    def _failed(self, report: CycleReport, exc: Exception, what: str) -> None:
+        report.outcome, report.error = CycleOutcome.ERROR, first_line(exc, with_type=True)
+        expected = isinstance(exc, (CRMError, SourceError, SQLAlchemyError))
+        logger.opt(exception=not expected).error(
+            f"tenant {self.tenant.name}: {what}: {report.error}"
+        )
+
     def _finish(
         self, lease: Lease, report: CycleReport, cursor: datetime | None, paused: bool
     ) -> None:
+        """Store the cycle's end; each step on its own, best effort, so a database that
+        fails here still gets the lease released (or left to expire) and the report out."""
         now = self.clock()
-        report.lag_seconds = self._lag(now)
+        try:
+            report.lag_seconds = self._lag(now)
+        except Exception as exc:
+            self._failed(report, exc, "cannot read the lag")
         try:
             if report.outcome != CycleOutcome.LEASE_LOST:
+                next_run = now if report.yielded else now + self._interval
                 self.store.finish_cycle(
-                    lease, now=now, cursor=cursor, error=report.error, paused=paused
+                    lease,
+                    now=now,
+                    cursor=cursor,
+                    error=report.error,
+                    paused=paused,
+                    next_run_at=next_run,
                 )
         except LeaseLost as exc:
             report.outcome, report.error = CycleOutcome.LEASE_LOST, str(exc)
-        finally:
+        except Exception as exc:
+            self._failed(report, exc, "cannot store the cycle's end")
+        try:
             self.store.release(lease)
-        self.store.record_run(
-            {
-                "tenant": self.tenant.name,
-                "kind": "sync",
-                "owner": self.owner,
-                "started_at": report.started,
-                "finished_at": now,
-                "read": report.read,
-                "sent": report.sent,
-                "duplicates": report.duplicates,
-                "failed": report.failed,
-                "skipped": report.skipped,
-                "unrouted": report.unrouted,
-                "changed_after_upload": report.changed_after_upload,
-                "lag_seconds": None if report.lag_seconds is None else int(report.lag_seconds),
-                "error": report.error,
-            }
-        )
+        except Exception as exc:  # the lease expires after lease_seconds
+            self._failed(report, exc, "cannot release the lease (it expires by itself)")
+        try:
+            self.store.record_run(self._run_row(report, now))
+        except Exception as exc:
+            self._failed(report, exc, "cannot record the run")
         log = logger.warning if report.error else logger.info
         log(report.summary())
+
+    @property
+    def _interval(self) -> timedelta:
+        return timedelta(seconds=self.settings.daemon.interval)
+
+    def _run_row(self, report: CycleReport, now: datetime) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant.name,
+            "kind": "sync",
+            "owner": self.owner,
+            "started_at": report.started,
+            "finished_at": now,
+            "read": report.read,
+            "sent": report.sent,
+            "duplicates": report.duplicates,
+            "failed": report.failed,
+            "skipped": report.skipped,
+            "unrouted": report.unrouted,
+            "changed_after_upload": report.changed_after_upload,
+            "lag_seconds": None if report.lag_seconds is None else int(report.lag_seconds),
+            "error": report.error,
+        }
 
     def _lag(self, now: datetime) -> float:
         oldest = self.store.oldest_unsent(self.tenant.name)
@@ -314,7 +359,13 @@ class TenantCycle:
 
     # -- upload --------------------------------------------------------------------------
 
-    def _upload(self, lease: Lease, report: CycleReport, progress: Progress | None) -> bool:
+    def _upload(
+        self,
+        lease: Lease,
+        report: CycleReport,
+        progress: Progress | None,
+        deadline: float | None = None,
+    ) -> bool:
         """Send every due call; returns True when the tenant must pause (403/404/405)."""
         sync = self.settings.sync
         # Calls that fail in this cycle get a retry time after its start: each is tried once.
@@ -334,8 +385,11 @@ class TenantCycle:
             max_in_flight=sync.max_in_flight,
             first_in_flight=self._first_in_flight,
             stop=self.stop,
+            deadline=deadline,
         )
-        return pump.run(progress)
+        paused = pump.run(progress)
+        report.yielded = pump.yielded
+        return paused
 
     def _first_in_flight(self) -> int:
         """One batch first after a cycle that ended paused or with an error: a revoked key or

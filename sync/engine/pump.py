@@ -10,6 +10,7 @@ splits it in halves until the bad call stands alone (log2(n) requests).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -95,12 +96,21 @@ class UploadPump:
         max_in_flight: int,
         first_in_flight: Callable[[], int],
         stop: threading.Event,
+        deadline: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hooks = hooks
         self.batch_size = batch_size
         self.max_in_flight = max_in_flight
         self.first_in_flight = first_in_flight
         self.stop = stop
+        self.deadline = deadline
+        self.monotonic = monotonic
+        self.yielded = False
+        """Set when the deadline stopped submitting while calls were still due."""
+
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and self.monotonic() >= self.deadline
 
     def run(self, progress: Progress | None = None) -> bool:
         queue: deque[Batch] = deque()
@@ -112,6 +122,11 @@ class UploadPump:
             while True:
                 while submitting and not self.stop.is_set():
                     if limit is not None and len(in_flight) >= limit:
+                        break
+                    if self._out_of_time():
+                        # The slice is spent: what is due waits for the tenant's next turn.
+                        self.yielded = bool(queue) or bool(self.hooks.due(1))
+                        submitting = False
                         break
                     if not queue:
                         due = self.hooks.due(self.batch_size * self.max_in_flight * 4)

@@ -1,23 +1,39 @@
-"""Runs tenant cycles: every tenant in its own thread, so one tenant's bad key, 403 or outage
-never delays another (each has its own client, rate limit and lease)."""
+"""Runs tenant cycles on one bounded pool of ``[daemon] workers`` threads.
+
+Threads, HTTP pools and database connections follow ``workers``, never the number of tenants:
+due tenants queue for a worker, oldest ``next_run_at`` first; a cycle runs at most
+``[sync] slice_seconds`` before it yields its worker. CRM clients are made on demand and kept
+in a small LRU (``ClientCache``). One tenant's failure is in its report, never raised, so it
+cannot end another tenant's cycle or the run. Bound per process (documented in
+docs/operator-guide.md): threads <= workers x (1 + max_in_flight) + a few for the scheduler;
+database connections <= pool_size + max_overflow of ``sync.db.pool_options(workers)``.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from loguru import logger
 
 from sync import db
 from sync.config import Settings, TenantSettings
 from sync.crm import RetailCRMClient
+from sync.engine.clients import ClientCache
 from sync.engine.customers import CustomerMap, MapReport
-from sync.engine.cycle import CycleReport, Progress, ResyncWindow, TenantCycle
+from sync.engine.cycle import CycleOutcome, CycleReport, Progress, ResyncWindow, TenantCycle
 from sync.engine.store import Store, this_owner
+from sync.engine.turns import due_first, merged
+from sync.errors import first_line
 from sync.sources import open_source
 from sync.timeutil import Clock, utcnow
+
+R = TypeVar("R")
 
 
 def make_client(settings: Settings, tenant: TenantSettings) -> RetailCRMClient:
@@ -34,7 +50,7 @@ def make_client(settings: Settings, tenant: TenantSettings) -> RetailCRMClient:
 
 
 class Runner:
-    """Owns the engines, clients and the source for as long as the process runs."""
+    """Owns the engine, the worker pool, the client cache and the source for the process."""
 
     def __init__(
         self,
@@ -49,30 +65,59 @@ class Runner:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.owner = owner or this_owner()
-        self.engine = engine or db.make_engine(settings.database.url)
+        workers = settings.daemon.workers
+        self.workers = workers
+        self.engine = engine or db.make_engine(
+            settings.database.url, **db.pool_options(settings.database.url, workers)
+        )
         self.store = Store(self.engine)
-        self._same_db = settings.source.url == settings.database.url
         self._source: Any = None
-        self.clients = {t.name: make_client(settings, t) for t in settings.tenants}
+        self._source_lock = threading.Lock()
+        self.clients = ClientCache(lambda t: make_client(self.settings, t), 2 * workers)
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="tenant")
         self.store.ensure_tenants(t.name for t in settings.tenants)
 
     @property
     def source(self) -> Any:
-        """Opened on first use: a PBX database that is down must not stop `status` or `run`."""
-        if self._source is None:
-            # A separate PBX database gets its own engine from open_source: a PBX's SQLite
-            # file must not be switched to WAL by our engine settings.
-            engine = self.engine if self._same_db else None
-            self._source = open_source(self.settings.source, engine)
-        return self._source
+        """Opened on first use (a PBX database that is down must not stop `status` or `run`),
+        by one thread: the others wait for it instead of each building an engine."""
+        source = self._source
+        if source is not None:
+            return source
+        with self._source_lock:
+            if self._source is None:
+                # A separate PBX database gets its own engine from open_source: a PBX's SQLite
+                # file must not be switched to WAL by our engine settings.
+                same_db = self.settings.source.url == self.settings.database.url
+                self._source = open_source(self.settings.source, self.engine if same_db else None)
+            return self._source
 
-    def cycle(self, tenant: TenantSettings) -> TenantCycle:
+    def reload(self, settings: Settings) -> None:
+        """Take a re-read configuration: tenants added, changed or removed take effect at the
+        next cycle; removed tenants' clients are closed. Our own database and the worker count
+        stay as started (a restart changes them)."""
+        old = self.settings
+        if settings.database.url != old.database.url or settings.daemon.workers != self.workers:
+            logger.warning(
+                "reload: [database] url and [daemon] workers take effect after a restart"
+            )
+        self.store.ensure_tenants(t.name for t in settings.tenants)
+        with self._source_lock:
+            stale = self._source if settings.source != old.source else None
+            if stale is not None:
+                self._source = None
+            self.settings = settings
+        if stale is not None:
+            stale.close()
+        self.clients.retain({t.name for t in settings.tenants})
+
+    def cycle(self, tenant: TenantSettings, client: RetailCRMClient) -> TenantCycle:
         return TenantCycle(
             self.settings,
             tenant,
             self.store,
             lambda: self.source,
-            self.clients[tenant.name],
+            client,
             self.owner,
             self.stop,
             self.clock,
@@ -88,38 +133,117 @@ class Runner:
         tenants: Sequence[str] | None = None,
         window: ResyncWindow | None = None,
         progress: Progress | None = None,
+        *,
+        drain: bool = True,
     ) -> list[CycleReport]:
-        chosen = self.selected(tenants)
-        if len(chosen) == 1:
-            return [self.cycle(chosen[0]).run(window, progress)]
-        with ThreadPoolExecutor(len(chosen), thread_name_prefix="tenant") as pool:
-            futures = [pool.submit(self.cycle(t).run, window, progress) for t in chosen]
-            return [f.result() for f in futures]
+        """One pass over the chosen tenants, at most ``workers`` at a time, due ones first.
+
+        A tenant that yields its slice goes to the back of the queue when ``drain`` (``once``:
+        a cron run still delivers everything due), else waits for the next pass, where its
+        ``next_run_at`` puts it first (the daemon). A resync window is never sliced.
+        """
+        chosen = {t.name: t for t in self.selected(tenants)}
+        reports: dict[str, CycleReport] = {}
+
+        def run(tenant: TenantSettings) -> CycleReport:
+            return self._run_cycle(tenant, window, progress)
+
+        def done(tenant: TenantSettings, report: CycleReport) -> bool:
+            previous = reports.get(tenant.name)
+            reports[tenant.name] = report if previous is None else merged(previous, report)
+            return drain and report.yielded
+
+        self.bounded(self._due(list(chosen.values())), run, done)
+        return [reports[n] for n in chosen if n in reports]
+
+    def _due(self, tenants: list[TenantSettings]) -> list[TenantSettings]:
+        try:
+            next_runs = self.store.next_runs()
+        except Exception as exc:  # the cycles report the database themselves
+            logger.warning(f"cannot read the tenants' turns: {first_line(exc, with_type=True)}")
+            return tenants
+        by_name = {t.name: t for t in tenants}
+        return [by_name[n] for n in due_first(by_name, next_runs)]
+
+    def bounded(
+        self,
+        items: Iterable[TenantSettings],
+        work: Callable[[TenantSettings], R],
+        done: Callable[[TenantSettings, R], bool],
+    ) -> None:
+        """Run ``work`` for each item on the pool, at most ``workers`` in flight; an item whose
+        ``done`` says True goes to the back of the queue. Stops taking items on stop."""
+        queue = deque(items)
+        running: dict[Future[R], TenantSettings] = {}
+        while queue or running:
+            while queue and len(running) < self.workers and not self.stop.is_set():
+                item = queue.popleft()
+                running[self.pool.submit(work, item)] = item
+            if not running:
+                return
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                item = running.pop(future)
+                if done(item, future.result()):
+                    queue.append(item)
+
+    def _run_cycle(
+        self, tenant: TenantSettings, window: ResyncWindow | None, progress: Progress | None
+    ) -> CycleReport:
+        """A cycle that never raises: building its client counts as part of it."""
+        deadline = None if window else time.monotonic() + self.settings.sync.slice_seconds
+        try:
+            with self.clients.use(tenant) as client:
+                return self.cycle(tenant, client).run(window, progress, deadline=deadline)
+        except Exception as exc:
+            report = CycleReport(tenant.name, outcome=CycleOutcome.ERROR)
+            report.error = first_line(exc, with_type=True)
+            logger.opt(exception=exc).error(report.summary())
+            return report
 
     def refresh_customers(
         self, tenants: Sequence[str] | None = None, *, older_than: float | None = None
     ) -> list[MapReport]:
-        """Refresh each tenant's customer map, skipping those refreshed within ``older_than`` s.
+        """Refresh each tenant's customer map on the worker pool, skipping those refreshed
+        within ``older_than`` s (one statement tells which).
 
         The daemon calls it on its own schedule; ``once`` (cron, timers) calls it with
         ``customers_interval`` so the map stays fresh without a daemon.
         """
-        reports = []
-        for tenant in self.selected(tenants):
-            if self.stop.is_set():
-                break
-            last = self.store.last_run(tenant.name, "customers")
-            fresh = last is not None and (self.clock() - last).total_seconds() < (older_than or 0)
-            if older_than is not None and fresh:
-                continue
-            client = self.clients[tenant.name]
-            cmap = CustomerMap(self.settings, tenant, self.store, client, self.stop, self.clock)
-            reports.append(cmap.refresh())
-        return reports
+        chosen = self.selected(tenants)
+        if older_than is not None:
+            last = self.store.last_runs("customers")
+            now = self.clock()
+            chosen = [
+                t
+                for t in chosen
+                if (at := last.get(t.name)) is None or (now - at).total_seconds() >= older_than
+            ]
+        reports: dict[str, MapReport] = {}
+
+        def refresh(tenant: TenantSettings) -> MapReport:
+            settings = self.settings
+            try:
+                with self.clients.use(tenant) as client:
+                    cmap = CustomerMap(settings, tenant, self.store, client, self.stop, self.clock)
+                    return cmap.refresh()
+            except Exception as exc:
+                report = MapReport(tenant.name, error=first_line(exc, with_type=True))
+                logger.opt(exception=exc).error(report.summary())
+                return report
+
+        def done(tenant: TenantSettings, report: MapReport) -> bool:
+            reports[tenant.name] = report
+            return False
+
+        self.bounded(chosen, refresh, done)
+        return [reports[t.name] for t in chosen if t.name in reports]
 
     def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
-        if self._source is not None:
-            self._source.close()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.clients.close()
+        with self._source_lock:
+            if self._source is not None:
+                self._source.close()
+                self._source = None
         self.engine.dispose()

@@ -78,6 +78,7 @@ class TenantState:
     probe_count: int | None = None
     probe_max: datetime | None = None
     recheck_at: datetime | None = None
+    next_run_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,26 @@ class DiffCounts:
     """(externalId, warning) of calls recorded or changed by this diff."""
 
 
+def _state(row: Any) -> TenantState:
+    return TenantState(
+        name=row["name"],
+        cursor=row["cursor"],
+        paused=bool(row["paused"]),
+        last_success_at=row["last_success_at"],
+        last_error=row["last_error"],
+        customers_since_id=row["customers_since_id"],
+        customers_seeded_at=row["customers_seeded_at"],
+        client_id=row["client_id"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        probe_from=row["probe_from"],
+        probe_count=row["probe_count"],
+        probe_max=row["probe_max"],
+        recheck_at=row["recheck_at"],
+        next_run_at=row["next_run_at"],
+    )
+
+
 class Store:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -104,38 +125,44 @@ class Store:
     # -- tenants and leases -------------------------------------------------------------
 
     def ensure_tenants(self, names: Iterable[str]) -> None:
-        for name in names:
-            with self.engine.connect() as conn:
-                exists = conn.execute(sa.select(TENANT.c.name).where(TENANT.c.name == name))
-                if exists.first() is not None:
-                    continue
-                try:
-                    conn.execute(sa.insert(TENANT).values(name=name, lease_epoch=0, paused=False))
-                    conn.commit()
-                except IntegrityError:
-                    conn.rollback()  # another process created it first
+        """Create the rows of tenants not seen before: one read, one insert (thousands of
+        tenants cost two statements); a concurrent creator falls back to row by row."""
+        wanted = set(names)
+        with self.engine.connect() as conn:
+            have = set(conn.execute(sa.select(TENANT.c.name)).scalars())
+        missing = sorted(wanted - have)
+        if not missing:
+            return
+        rows = [{"name": n, "lease_epoch": 0, "paused": False} for n in missing]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(TENANT), rows)
+            return
+        except IntegrityError:
+            pass  # another process created some of them first
+        for row in rows:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.insert(TENANT), [row])
+            except IntegrityError:
+                continue
 
     def tenant(self, name: str) -> TenantState | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(TENANT).where(TENANT.c.name == name)).mappings().first()
-        if row is None:
-            return None
-        return TenantState(
-            name=row["name"],
-            cursor=row["cursor"],
-            paused=bool(row["paused"]),
-            last_success_at=row["last_success_at"],
-            last_error=row["last_error"],
-            customers_since_id=row["customers_since_id"],
-            customers_seeded_at=row["customers_seeded_at"],
-            client_id=row["client_id"],
-            lease_owner=row["lease_owner"],
-            lease_expires_at=row["lease_expires_at"],
-            probe_from=row["probe_from"],
-            probe_count=row["probe_count"],
-            probe_max=row["probe_max"],
-            recheck_at=row["recheck_at"],
-        )
+        return None if row is None else _state(row)
+
+    def tenant_states(self) -> dict[str, TenantState]:
+        """Every tenant's row in one statement (status, the scheduler)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(TENANT)).mappings().all()
+        return {row["name"]: _state(row) for row in rows}
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        """Every tenant's ``next_run_at`` in one statement: the order of the next pass."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(TENANT.c.name, TENANT.c.next_run_at)).tuples().all()
+        return dict(rows)
 
     def claim(
         self,
@@ -210,8 +237,11 @@ class Store:
         cursor: datetime | None,
         error: str | None,
         paused: bool,
+        next_run_at: datetime | None = None,
     ) -> None:
         values: dict[str, Any] = {"last_error": error, "paused": paused}
+        if next_run_at is not None:
+            values["next_run_at"] = next_run_at
         if cursor is not None:
             values["cursor"] = cursor
         if error is None:
@@ -461,6 +491,16 @@ class Store:
                     RUNS.c.tenant == tenant, RUNS.c.kind == kind
                 )
             ).scalar()
+
+    def last_runs(self, kind: str) -> dict[str, datetime]:
+        """Every tenant's latest run of ``kind`` in one statement."""
+        query = (
+            sa.select(RUNS.c.tenant, sa.func.max(RUNS.c.started_at))
+            .where(RUNS.c.kind == kind)
+            .group_by(RUNS.c.tenant)
+        )
+        with self.engine.connect() as conn:
+            return {tenant: at for tenant, at in conn.execute(query) if at is not None}
 
     def record_run(self, values: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
