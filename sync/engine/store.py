@@ -161,8 +161,8 @@ class Store:
     def next_runs(self) -> dict[str, datetime | None]:
         """Every tenant's ``next_run_at`` in one statement: the order of the next pass."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(TENANT.c.name, TENANT.c.next_run_at)).tuples().all()
-        return dict(rows)
+            rows = conn.execute(sa.select(TENANT.c.name, TENANT.c.next_run_at))
+            return {name: at for name, at in rows}
 
     def claim(
         self,
