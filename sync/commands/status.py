@@ -1,14 +1,16 @@
-"""``status``: per tenant, how many calls are where, how old the oldest waiting one is."""
+"""``status``: per tenant, how many calls are where, how old the oldest waiting one is, and
+which process holds its lease. Two statements in all, whatever the number of tenants."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sync.commands.common import load_settings, open_database
-from sync.engine.store import Store
+from sync.commands.common import check_tenants, load_settings, open_database
+from sync.engine.store import Store, TenantState
 from sync.timeutil import utcnow
 
 COLUMNS = ("pending", "sending", "sent", "failed", "dead", "skipped")
@@ -16,29 +18,47 @@ COLUMNS = ("pending", "sending", "sent", "failed", "dead", "skipped")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.add_argument("--tenant", action="append", metavar="NAME", help="only this tenant")
     parser.set_defaults(handler=run)
 
 
-def collect(store: Store, names: list[str], now: datetime) -> list[dict[str, Any]]:
-    counts = store.status_counts()
+def collect(store: Store, names: Sequence[str], now: datetime) -> list[dict[str, Any]]:
+    return rows(store.status_summary(), store.tenant_states(), names, now)
+
+
+def rows(
+    counts: Mapping[str, Mapping[str, Any]],
+    states: Mapping[str, TenantState],
+    names: Sequence[str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The status lines of ``names`` from the two statements' results (pure)."""
     result = []
     for name in names:
         row = counts.get(name, {})
-        state = store.tenant(name)
-        oldest = store.oldest_unsent(name)
+        state = states.get(name)
+        oldest = row.get("oldest_unsent")
         result.append(
             {
                 "name": name,
                 **{c: int(row.get(c, 0)) for c in COLUMNS},
                 "oldest_pending_age_seconds": (
-                    None if oldest is None else int((now - oldest).total_seconds())
+                    None if oldest is None else max(0, int((now - oldest).total_seconds()))
                 ),
                 "last_success_at": _iso(state.last_success_at if state else None),
                 "last_error": state.last_error if state else None,
                 "paused": bool(state and state.paused),
+                "owner": _owner(state, now),
             }
         )
     return result
+
+
+def _owner(state: TenantState | None, now: datetime) -> str | None:
+    """The process (``host:pid``) holding the tenant's lease now, if any."""
+    if state is None or not state.lease_owner or state.lease_expires_at is None:
+        return None
+    return state.lease_owner if state.lease_expires_at > now else None
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -47,19 +67,25 @@ def _iso(moment: datetime | None) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    store = Store(open_database(settings))
-    tenants = collect(store, [t.name for t in settings.tenants], utcnow())
+    check_tenants(settings, args.tenant)
+    engine = open_database(settings)
+    names = args.tenant or [t.name for t in settings.tenants]
+    try:
+        tenants = collect(Store(engine), names, utcnow())
+    finally:
+        engine.dispose()
     if args.json:
         print(json.dumps({"tenants": tenants}, ensure_ascii=False))
         return 0
-    header = f"{'tenant':<16}" + "".join(f"{c:>9}" for c in COLUMNS) + "  lag      last success"
-    print(header)
+    width = max([16, *(len(t["name"]) + 2 for t in tenants)])
+    header = f"{'tenant':<{width}}" + "".join(f"{c:>9}" for c in COLUMNS)
+    print(header + "  lag      last success          owner")
     for t in tenants:
         age = t["oldest_pending_age_seconds"]
         lag = "-" if age is None else f"{age}s"
-        line = f"{t['name']:<16}" + "".join(f"{t[c]:>9}" for c in COLUMNS)
-        print(f"{line}  {lag:<8} {t['last_success_at'] or 'never'}")
+        line = f"{t['name']:<{width}}" + "".join(f"{t[c]:>9}" for c in COLUMNS)
+        print(f"{line}  {lag:<8} {t['last_success_at'] or 'never':<21} {t['owner'] or '-'}")
         if t["last_error"]:
             state = "PAUSED: " if t["paused"] else "last error: "
-            print(f"{'':<16}{state}{t['last_error']}")
+            print(f"{'':<{width}}{state}{t['last_error']}")
     return 0

@@ -696,6 +696,23 @@ class Store:
                 result.setdefault(tenant, {s.value: 0 for s in Status})["oldest_pending"] = created
         return result
 
+    def status_summary(self) -> dict[str, dict[str, Any]]:
+        """Per tenant with calls: count per status and ``oldest_unsent`` (the lag's start), in
+        one grouped statement whatever the number of tenants."""
+        unsent = {Status.PENDING.value, Status.SENDING.value, Status.FAILED.value}
+        query = sa.select(
+            CALLS.c.tenant, CALLS.c.status, sa.func.count(), sa.func.min(CALLS.c.started_at)
+        ).group_by(CALLS.c.tenant, CALLS.c.status)
+        result: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for tenant, status, count, oldest in conn.execute(query):
+                row = result.setdefault(tenant, {s.value: 0 for s in Status})
+                row[status] = int(count)
+                if status in unsent and oldest is not None:
+                    known = row.get("oldest_unsent")
+                    row["oldest_unsent"] = oldest if known is None else min(known, oldest)
+        return result
+
     def skip_reasons(self, tenant: str) -> list[tuple[str, int]]:
         """Calls recorded but not uploaded, by reason, most frequent first."""
         query = (

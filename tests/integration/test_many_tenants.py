@@ -6,6 +6,7 @@ tenant. Conditions are polled or counted, never timed.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,11 +20,13 @@ from sqlalchemy.engine import make_url
 
 from sync import config, db
 from sync.calls.legs import Leg
+from sync.cli import main
 from sync.commands.common import exit_code
 from sync.emulator import Emulator
 from sync.engine.runner import Runner
 from sync.engine.store import Lease, Store
 from sync.sources import leg_sort_key
+from sync.timeutil import utcnow
 from tests.engine_fixtures import fill_cdr, generated, write_config
 
 pytestmark = pytest.mark.integration
@@ -280,3 +283,51 @@ def test_threads_and_connections_follow_workers_not_tenants(
     pool = db.pool_options(pg_url, workers)
     assert peak["connections"] <= pool["pool_size"] + pool["max_overflow"], peak
     assert clients_open <= 2 * workers
+
+
+def test_status_filters_by_tenant_shows_the_owner_in_two_statements(
+    tmp_path: Path,
+    pg_url: str,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = [f"t{i}" for i in range(30)]
+    settings = tenants_setup(tmp_path, pg_url, emulator, names, calls=60)
+    for name in names:
+        monkeypatch.setenv(f"RCS_KEY_{name.upper()}", key_of(name))
+    assert main(["--config", str(settings.path), "once"]) == 0
+    capsys.readouterr()
+    engine = db.make_engine(pg_url, poolclass=sa.pool.NullPool)
+    try:
+        lease = Store(engine).claim("t7", "elsewhere:4242", 60, utcnow())
+        assert lease is not None
+    finally:
+        engine.dispose()
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "call_sync" in statement or "sync_tenant" in statement:
+            statements.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        assert main(["--config", str(settings.path), "status", "--json"]) == 0
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    every = json.loads(capsys.readouterr().out)["tenants"]
+    assert [t["name"] for t in every] == names
+    assert len(statements) == 2, statements
+    owners = {t["name"]: t["owner"] for t in every}
+    assert owners["t7"] == "elsewhere:4242"
+    assert all(owners[n] is None for n in names if n != "t7")
+    assert main(["--config", str(settings.path), "status", "--json", "--tenant", "t7"]) == 0
+    (only,) = json.loads(capsys.readouterr().out)["tenants"]
+    assert (
+        only["name"] == "t7"
+        and only["owner"] == "elsewhere:4242"
+        and only["sent"] + only["skipped"] > 0
+    )
+    assert main(["--config", str(settings.path), "status", "--tenant", "t7"]) == 0
+    text = capsys.readouterr().out
+    assert "elsewhere:4242" in text and "t8" not in text

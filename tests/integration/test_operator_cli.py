@@ -64,6 +64,7 @@ def test_once_status_explain(
         "last_success_at",
         "last_error",
         "paused",
+        "owner",  # additive (issue 15): the lease holder, null when none
     }
     assert shown["sent"] == len(expected) and shown["pending"] == 0
     assert shown["oldest_pending_age_seconds"] is None and shown["last_error"] is None
