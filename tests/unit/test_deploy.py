@@ -107,3 +107,15 @@ def test_the_timer_starts_the_oneshot_and_cron_uses_flock() -> None:
     assert fields[:6] == ["*", "*", "*", "*", "*", "retailcrm-sync"]
     assert fields[6:9] == ["flock", "-n", "/run/lock/retailcrm-sync.lock"]
     assert fields[9] == INSTALLED and fields[10] == "once"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_services_raise_the_open_files_limit(name: str) -> None:
+    """Thousands of tenants: systemd's default soft limit (1024) is too low (issue 15)."""
+    (limit,) = unit(name)["Service.LimitNOFILE"]
+    assert int(limit) >= 65536
+
+
+@pytest.mark.parametrize("name", ["retailcrm-sync.service", "retailcrm-sync@.service"])
+def test_daemons_reload_with_sighup(name: str) -> None:
+    assert unit(name)["Service.ExecReload"] == ["/bin/kill -HUP $MAINPID"]
