@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -132,6 +132,39 @@ class TenantSettings:
     """DID -> shop code, sent as the module's ``externalPhones``."""
 
 
+TENANT_KEYS: Final = (
+    "name",
+    "match",
+    "url",
+    "api_key_env",
+    "api_key_file",
+    "api_key",
+    "integration_code",
+    "integration_name",
+    "logo_url",
+    "make_call_url",
+    "change_user_status_url",
+    "timezone",
+    "site",
+    "create_customers",
+    "rate_limit",
+    "extensions",
+    "external_phones",
+)
+"""Every key of a ``[[tenants]]`` table (and of a directory row, ``[tenant_defaults]``)."""
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    """``[tenants_directory]``: tenants read from a table (``sync.tenants_directory``)."""
+
+    url: str
+    query: str
+    reload_seconds: float = 60.0
+    key: Secret | None = field(default=None, repr=False)
+    """The Fernet key from ``key_file`` that decrypts ``api_key_encrypted``."""
+
+
 @dataclass(frozen=True)
 class Settings:
     path: Path
@@ -142,11 +175,20 @@ class Settings:
     daemon: DaemonSettings
     logging: LoggingSettings
     tenants: tuple[TenantSettings, ...]
+    directory: DirectorySettings | None = None
+    tenant_defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """``[tenant_defaults]`` as written: what a tenant (file or directory) leaves out."""
+    skipped: tuple[str, ...] = ()
+    """Directory rows left out, each with its reason (no secret): ``check`` lists them."""
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
         values = [t.api_key.reveal() for t in self.tenants]
-        for url in (self.database.url, self.source.url):
+        if self.directory is not None and self.directory.key is not None:
+            values.append(self.directory.key.reveal())
+        urls = [self.database.url, self.source.url]
+        urls += [self.directory.url] if self.directory is not None else []
+        for url in urls:
             parts = _split(url)
             password = parts.password if parts else None
             if password:
@@ -429,11 +471,55 @@ class _Parser:
         sync = self.sync(root.table("sync"))
         daemon = self.daemon(root.table("daemon"))
         logging = self.logging(root.table("logging"))
-        tenants = self.tenants(root, source)
+        directory = self.directory(root.table("tenants_directory"), "tenants_directory" in data)
+        defaults = self.tenant_defaults(root.table("tenant_defaults"))
+        tenants = self.tenants(root, source, defaults, directory is not None)
         root.finish()
         if self.problems:
             raise ConfigError(self.problems)
-        return Settings(self.path, database, source, pbx, sync, daemon, logging, tenants)
+        return Settings(
+            self.path,
+            database,
+            source,
+            pbx,
+            sync,
+            daemon,
+            logging,
+            tenants,
+            directory=directory,
+            tenant_defaults=MappingProxyType(defaults),
+        )
+
+    def directory(self, t: _Table, present: bool) -> DirectorySettings | None:
+        if not present:
+            t.finish()
+            return None
+        url = t.get("url", str, "", _db_url)
+        query = t.get("query", str, "", _non_empty)
+        for needed in ("url", "query"):
+            if needed not in t.data:
+                self.problem(t.key(needed), "required")
+        reload_seconds = t.get("reload_seconds", float, 60.0, _between(5, 86400))
+        key_file = t.get("key_file", str, "", _non_empty)
+        key = None
+        if key_file:
+            key = Secret(self.key_file(t.key("key_file"), Path(key_file)))
+            if key.reveal() and not _fernet_key(key.reveal()):
+                self.problem(
+                    t.key("key_file"),
+                    "not a Fernet key (make one with `retailcrm-sync keys generate`)",
+                )
+        t.finish()
+        return DirectorySettings(url, query, reload_seconds, key)
+
+    def tenant_defaults(self, t: _Table) -> dict[str, Any]:
+        """Keys every tenant gets unless it sets them; checked as part of each tenant."""
+        allowed = set(TENANT_KEYS) - {"name", "match"}
+        for name in sorted(set(t.data) - allowed):
+            t.used.add(name)
+            self.problem(t.key(name), "not a tenant key that can have a default")
+        t.used.update(t.data)
+        return {k: v for k, v in t.data.items() if k in allowed}
 
     def database(self, t: _Table) -> DatabaseSettings:
         url = t.get("url", str, DatabaseSettings.url, _own_db_url)
@@ -585,18 +671,29 @@ class _Parser:
         t.finish()
         return settings
 
-    def tenants(self, root: _Table, source: SourceSettings) -> tuple[TenantSettings, ...]:
+    def tenants(
+        self,
+        root: _Table,
+        source: SourceSettings,
+        defaults: Mapping[str, Any] | None = None,
+        directory: bool = False,
+    ) -> tuple[TenantSettings, ...]:
         root.used.add("tenants")
         raw = root.data.get("tenants")
+        required = "at least one [[tenants]] table (or a [tenants_directory]) is required"
         if raw is None:
-            self.problem("tenants", "at least one [[tenants]] table is required")
+            if not directory:
+                self.problem("tenants", required)
             return ()
         if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
             self.problem("tenants", "must be an array of tables ([[tenants]])")
             return ()
-        if not raw:
-            self.problem("tenants", "at least one [[tenants]] table is required")
-        tenants = [self.tenant(_Table(self, f"tenants[{i}]", item)) for i, item in enumerate(raw)]
+        if not raw and not directory:
+            self.problem("tenants", required)
+        tenants = [
+            self.tenant(_Table(self, f"tenants[{i}]", with_defaults(item, defaults or {})))
+            for i, item in enumerate(raw)
+        ]
         names = [t.name for t in tenants if t is not None]
         for i, tenant in enumerate(tenants):
             if tenant is None:
@@ -611,7 +708,8 @@ class _Parser:
                 )
         return tuple(t for t in tenants if t is not None)
 
-    def tenant(self, t: _Table) -> TenantSettings | None:
+    def tenant(self, t: _Table, key: Secret | None = None) -> TenantSettings | None:
+        """One tenant; ``key`` given (a directory row's key) replaces the api_key_* keys."""
         before = len(self.problems)
         d = TenantSettings(name="", url="", api_key=Secret(""))
         name = t.get("name", str, "", _tenant_name)
@@ -620,7 +718,10 @@ class _Parser:
         url = t.get("url", str, "", _base_url)
         if "url" not in t.data:
             self.problem(t.key("url"), "required")
-        key = self.api_key(t)
+        if key is None:
+            key = self.api_key(t)
+        else:
+            t.used.update(("api_key_env", "api_key_file", "api_key"))
         match = t.get("match", str, "", _non_empty) if "match" in t.data else None
         extensions = self.extensions(t.table("extensions"))
         external_phones = self.external_phones(t.table("external_phones"))
@@ -707,6 +808,43 @@ class _Parser:
                 result[did] = site
         t.finish()
         return result
+
+
+def with_defaults(item: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A tenant's keys over ``[tenant_defaults]``; a tenant naming its own key source
+    (api_key_env, api_key_file, api_key) does not inherit another one."""
+    keys = ("api_key_env", "api_key_file", "api_key")
+    own_key = any(k in item for k in keys)
+    base = {k: v for k, v in defaults.items() if not (own_key and k in keys)}
+    return {**base, **item}
+
+
+def tenant_from_row(
+    path: Path,
+    where: str,
+    data: Mapping[str, Any],
+    key: Secret | None,
+    defaults: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> tuple[TenantSettings | None, list[str]]:
+    """A directory row checked by the very code that checks ``[[tenants]]``; the problems
+    read ``file: where.key: reason``. ``key`` None: the row names its key source itself."""
+    parser = _Parser(path, environ)
+    merged = with_defaults(data, defaults)
+    if key is not None:
+        merged = {k: v for k, v in merged.items() if k not in ("api_key_env", "api_key_file")}
+    tenant = parser.tenant(_Table(parser, where, merged), key)
+    return tenant, parser.problems
+
+
+def _fernet_key(value: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        return len(base64.urlsafe_b64decode(value.encode("ascii"))) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _identifier(value: str) -> str | None:

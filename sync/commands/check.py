@@ -12,12 +12,13 @@ check fails; warnings alone exit 0.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync import config, db, logs
+from sync import config, db, logs, tenants_directory
 from sync.commands.common import _safe_url, _short
 from sync.commands.register import FAIL, OK, WARN, make_client, stored_codes
 from sync.config import Settings, TenantSettings
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     # Only the check lines on the terminal: the client's retry warnings would interleave them.
     logs.setup(args.log_level or "CRITICAL", None, settings.secrets())
+    if settings.directory is not None:
+        settings = check_directory(settings, report)
     names = ", ".join(t.name for t in settings.tenants)
     count = len(settings.tenants)
     report.add(OK, f"configuration: {path} ({count} tenant{'s' if count > 1 else ''}: {names})")
@@ -67,6 +70,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- databases ---------------------------------------------------------------------------------
+
+
+def check_directory(settings: Settings, report: Report) -> Settings:
+    """The directory's tenants join the checks; each bad row is a line of its own."""
+    assert settings.directory is not None
+    try:
+        merged = tenants_directory.with_directory(settings, os.environ)
+    except tenants_directory.DirectoryError as exc:
+        report.add(FAIL, str(exc), "check [tenants_directory] url and query")
+        return settings
+    found = len(merged.tenants) - len(settings.tenants)
+    report.add(OK, f"tenants directory: {found} tenants, {len(merged.skipped)} rows skipped")
+    for reason in merged.skipped:
+        report.add(FAIL, f"tenants directory: row skipped: {reason}", "fix the row")
+    return merged
 
 
 def check_own_database(settings: Settings, report: Report) -> None:

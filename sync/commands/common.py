@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync import config, db, logs
+from sync import config, db, logs, tenants_directory
 from sync.cli import CliError
 from sync.engine.cycle import CycleReport
 from sync.errors import first_line
 
 
-def load_settings(args: argparse.Namespace) -> config.Settings:
-    """Settings from the config file; ConfigError propagates (exit 2)."""
-    return config.load(config.resolve_path(getattr(args, "config", None)))
+def load_settings(args: argparse.Namespace, *, directory: bool = True) -> config.Settings:
+    """Settings from the config file, with the tenants of ``[tenants_directory]`` merged in:
+    every command sees the same tenants. ConfigError propagates (exit 2); a directory that
+    cannot be read is exit 1 with one line. ``directory`` False: the file alone (``db``)."""
+    path = config.resolve_path(getattr(args, "config", None))
+    return read_settings(path) if directory else config.load(path)
+
+
+def read_settings(path: Path) -> config.Settings:
+    """The one way settings are read, at start and on reload (``run``, and ``serve``)."""
+    settings = config.load(path)
+    try:
+        return tenants_directory.with_directory(settings, os.environ)
+    except tenants_directory.DirectoryError as exc:
+        raise CliError(f"{exc}; check [tenants_directory] url and query") from None
 
 
 def start_logging(

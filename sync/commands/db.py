@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    settings = load_settings(args)
+    settings = load_settings(args, directory=False)  # migrating needs no tenant
     start_logging(args, settings)
     engine = db.make_engine(settings.database.url)
     where = _safe_url(settings.database.url)
