@@ -36,12 +36,13 @@ from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.notify import Liveness, Notifier
-from jobs.signals import StopSignals
+from jobs.signals import ReloadSignal, StopSignals
 from jobs.tasks import Tasks
 from sync.config import Settings
 from sync.crm import CRMError
 from sync.engine.runner import Runner
 from sync.errors import first_line
+from sync.reload import Reloader
 from sync.sources import SourceError
 
 HOUSEKEEPING_SECONDS = 3600
@@ -75,6 +76,14 @@ def on_job_event(event: SchedulerEvent) -> None:
         logger.warning(f"job {job} skipped a run: the previous run is still going")
 
 
+def tenant_names(settings: Settings, most: int = 10) -> str:
+    """The tenants for a log or status line: names when few, a count when many."""
+    tenants = settings.tenants
+    if len(tenants) <= most:
+        return ", ".join(t.name for t in tenants)
+    return f"{len(tenants)} tenants (workers {settings.daemon.workers})"
+
+
 class Daemon:
     """Owns the scheduler, the stop Event and the systemd notifier for one ``run``."""
 
@@ -92,6 +101,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.liveness = Liveness(2 * daemon.interval + daemon.jitter)
         self.tasks = Tasks(settings, runner, self.notifier, self.liveness, stop)
+        self.reloader = Reloader(settings, self._apply)
         # The listener reports job errors, misses and skips once, without APScheduler's own
         # per-run chatter and duplicate tracebacks.
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -151,6 +161,16 @@ class Daemon:
                 next_run_time=now,
                 misfire_grace_time=max(1, int(ping)),
             )
+        # The directory is re-read on its own schedule (a SIGHUP re-reads it at once too).
+        reload_every = self.settings.directory.reload_seconds if self.settings.directory else 60
+        scheduler.add_job(
+            self._reload_directory,
+            every(reload_every),
+            id="reload",
+            name="reload",
+            next_run_time=now + timedelta(seconds=reload_every),
+            misfire_grace_time=max(1, int(reload_every)),
+        )
         scheduler.add_listener(
             on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
@@ -161,7 +181,8 @@ class Daemon:
         """Blocks until a stop signal; returns the exit code (0 after an orderly stop)."""
         d = self.settings.daemon
         StopSignals(self.stop, self._begin_stop).install()
-        names = ", ".join(t.name for t in self.settings.tenants)
+        ReloadSignal(self.reload).install()
+        names = tenant_names(self.settings)
         logger.info(
             f"daemon started for {names}: sync every {d.interval:g} s (jitter {d.jitter:g} s), "
             f"customer map every {d.customers_interval:g} s, keep {d.keep_days} days"
@@ -174,6 +195,21 @@ class Daemon:
         self.notifier.ready(f"running; first cycle for {names}")
         self.scheduler.start()  # returns once _begin_stop has shut it down
         return self._finish()
+
+    def reload(self) -> None:
+        """SIGHUP: the config file and the directory again; tenants added, changed or removed
+        take effect at the next cycle. Intervals and workers keep their started values."""
+        if not self.stop.is_set():
+            self.reloader.reload("SIGHUP")
+
+    def _reload_directory(self) -> None:
+        if self.settings.directory is not None and not self.stop.is_set():
+            self.reloader.reload("tenants directory", quiet_if_same=True)
+
+    def _apply(self, settings: Settings) -> None:
+        self.runner.reload(settings)
+        self.settings = settings
+        self.tasks.settings = settings
 
     def _begin_stop(self, signal_name: str) -> None:
         timeout = self.settings.daemon.stop_timeout

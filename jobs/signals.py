@@ -1,4 +1,5 @@
-"""SIGTERM and SIGINT: the first asks for an orderly stop, the second ends the process at once.
+"""SIGTERM and SIGINT: the first asks for an orderly stop, the second ends the process at once;
+SIGHUP reloads the configuration.
 
 The handler only sets the stop Event and hands the rest to a thread: a signal handler runs
 between two bytecodes of the main thread, which may hold the scheduler's or the logger's lock
@@ -49,3 +50,17 @@ class StopSignals:
         self._first = self._clock()
         self.stop.set()
         threading.Thread(target=self.on_stop, args=(name,), name="stop", daemon=True).start()
+
+
+class ReloadSignal:
+    """SIGHUP: ``on_reload()`` in a new thread (never inside the handler, see above); a reload
+    already running makes a second one wait for it, not run beside it."""
+
+    def __init__(self, on_reload: Callable[[], None]) -> None:
+        self.on_reload = on_reload
+
+    def install(self) -> None:
+        signal.signal(signal.SIGHUP, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=self.on_reload, name="reload", daemon=True).start()

@@ -8,6 +8,7 @@ daemon. Every job counts itself in ``Busy`` so that shutdown can wait for the on
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -44,8 +45,19 @@ class Busy:
             return self._idle.wait_for(lambda: self._running == 0, timeout=max(0.0, timeout))
 
 
-def status_line(reports: Sequence[CycleReport]) -> str:
-    """The last cycle per tenant, short enough for ``systemctl status``."""
+def status_line(reports: Sequence[CycleReport], most: int = 10) -> str:
+    """The last cycle per tenant, short enough for ``systemctl status``; with more than
+    ``most`` tenants, counts per outcome and totals instead."""
+    if len(reports) > most:
+        outcomes = Counter(str(r.outcome) for r in reports)
+        lags = [r.lag_seconds for r in reports if r.lag_seconds is not None]
+        lag = f"{max(lags):.0f}s" if lags else "-"
+        return (
+            f"last cycle {utcnow():%H:%M:%S} UTC: {len(reports)} tenants "
+            + " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()))
+            + f" sent={sum(r.sent for r in reports)} failed={sum(r.failed for r in reports)}"
+            + f" dead={sum(r.dead for r in reports)} max lag={lag}"
+        )
     parts = []
     for r in reports:
         lag = "-" if r.lag_seconds is None else f"{r.lag_seconds:.0f}s"

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync import db
+from sync import config, db
 from sync.config import TENANT_KEYS, Secret, Settings, TenantSettings, tenant_from_row
 from sync.errors import first_line
 
@@ -167,6 +168,11 @@ def merged(settings: Settings, rows: Rows) -> Settings:
         logger.info(f"tenant {name}: in the config file and the directory; the file's is used")
     extra = tuple(t for t in rows.tenants if t.name not in mine)
     return replace(settings, tenants=settings.tenants + extra, skipped=rows.skipped)
+
+
+def load_settings(path: Path, environ: Mapping[str, str]) -> Settings:
+    """The config file and its directory; raises ``ConfigError`` or ``DirectoryError``."""
+    return with_directory(config.load(path, environ), environ)
 
 
 def with_directory(settings: Settings, environ: Mapping[str, str]) -> Settings:

@@ -26,9 +26,8 @@ def load_settings(args: argparse.Namespace, *, directory: bool = True) -> config
 
 def read_settings(path: Path) -> config.Settings:
     """The one way settings are read, at start and on reload (``run``, and ``serve``)."""
-    settings = config.load(path)
     try:
-        return tenants_directory.with_directory(settings, os.environ)
+        return tenants_directory.load_settings(path, os.environ)
     except tenants_directory.DirectoryError as exc:
         raise CliError(f"{exc}; check [tenants_directory] url and query") from None
 
