@@ -19,7 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from models import CallSync, CustomerClaim, RetailcrmCustomer, SyncRun, SyncTenant
+from models import UNSENT_WHERE, CallSync, CustomerClaim, RetailcrmCustomer, SyncRun, SyncTenant
 from sync.batches import chunks
 from sync.engine.customer_changes import Change
 from sync.engine.state import UNSENT, Action, Derived, Failure, Status, Stored, diff
@@ -268,6 +268,43 @@ class Store:
                     recheck_at=recheck_at,
                 )
             )
+
+    def tenants_with_work(self, now: datetime) -> set[str]:
+        """Tenants with calls to send now (pending, sending, or failed and due), for all
+        tenants in one statement on the partial index ``ix_call_sync_unsent``."""
+        query = (
+            sa.select(CALLS.c.tenant)
+            .where(
+                sa.text(UNSENT_WHERE),  # as the index says it, so the planner picks the index
+                sa.or_(CALLS.c.status != Status.FAILED.value, CALLS.c.next_attempt_at <= now),
+            )
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def mark_idle(self, names: Sequence[str], now: datetime, next_run_at: datetime) -> int:
+        """Idle tenants' pass in one statement per chunk: a success, and their next turn;
+        tenants whose lease someone holds are left to that holder."""
+        marked = 0
+        with self.engine.begin() as conn:
+            for chunk in chunks(names):
+                result = conn.execute(
+                    sa.update(TENANT)
+                    .where(
+                        TENANT.c.name.in_(chunk),
+                        sa.or_(
+                            TENANT.c.lease_owner.is_(None),
+                            TENANT.c.lease_expires_at.is_(None),
+                            TENANT.c.lease_expires_at <= now,
+                        ),
+                    )
+                    .values(
+                        last_success_at=now, last_error=None, paused=False, next_run_at=next_run_at
+                    )
+                )
+                marked += int(result.rowcount or 0)
+        return marked
 
     def set_client_id(self, tenant: str, client_id: str) -> None:
         with self.engine.begin() as conn:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from sync.engine.cycle import FAILED_OUTCOMES, CycleOutcome, CycleReport
+from sync.engine.store import TenantState
 
 _EPOCH = datetime(1970, 1, 1)
 COUNTS = (
@@ -50,3 +51,16 @@ def merged(first: CycleReport, later: CycleReport) -> CycleReport:
         started=first.started,
         **counts,
     )
+
+
+def may_be_idle(state: TenantState | None, has_work: bool, now: datetime) -> bool:
+    """Whether a tenant can skip its cycle if the call log's probe is unchanged: it has a
+    fingerprint of its last full read, no settling call became due, and nothing to send."""
+    if state is None or has_work or state.probe_from is None or state.probe_count is None:
+        return False
+    return state.recheck_at is None or state.recheck_at > now
+
+
+def unchanged(state: TenantState, seen: tuple[int, datetime | None]) -> bool:
+    """The probe finds what the last full read left (the cycle's own ``_unchanged`` test)."""
+    return seen == (state.probe_count, state.probe_max)

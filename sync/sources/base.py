@@ -25,6 +25,8 @@ from sync.sources.coerce import to_time
 from sync.sources.schema import Layout, SourceError
 
 RowT = TypeVar("RowT")
+PROBE_CHUNK = 200
+"""Tenants per batched probe statement (a UNION ALL of as many index ranges)."""
 IN_CHUNK = 1000
 """Values per ``IN (...)`` list: well inside every database's parameter limit."""
 
@@ -117,6 +119,23 @@ class TableSource(Generic[RowT]):
             row = conn.execute(query).one()
         count, newest = row[0], row[1]
         return int(count or 0), to_time(newest, self.layout.codec.zone)
+
+    def probe_many(
+        self, probes: Sequence[tuple[datetime, str | None]], chunk: int = PROBE_CHUNK
+    ) -> list[tuple[int, datetime | None]]:
+        """``probe`` for many (start, tenant match) pairs, ``chunk`` per statement: the idle
+        check of thousands of tenants sharing this table costs a handful of statements."""
+        answers: list[tuple[int, datetime | None]] = []
+        codec = self.layout.codec
+        for start in range(0, len(probes), chunk):
+            part = probes[start : start + chunk]
+            query = queries.probe_many(self.layout, [(codec.to_db(t), m) for t, m in part])
+            found: dict[int, tuple[int, datetime | None]] = {}
+            with self.engine.connect() as conn:
+                for count, newest, k in conn.execute(query):
+                    found[int(k)] = (int(count or 0), to_time(newest, codec.zone))
+            answers.extend(found.get(i, (0, None)) for i in range(len(part)))
+        return answers
 
     def page_query(
         self, start: datetime, end: datetime, *, tenant_match: str | None = None

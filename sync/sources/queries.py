@@ -145,3 +145,13 @@ def probe(layout: Layout, lower: object, match: str | None) -> Query:
     return sa.select(sa.func.count(), sa.type_coerce(newest, sa.types.NullType())).where(
         t >= _bound(layout, lower), *_tenant(layout, match)
     )
+
+
+def probe_many(layout: Layout, probes: Sequence[tuple[object, str | None]]) -> Query:
+    """``probe`` of several tenants in one statement: UNION ALL of one aggregate per tenant,
+    each an index range on (tenant column, time); row ``k`` answers ``probes[k]``."""
+    parts = []
+    for k, (lower, match) in enumerate(probes):
+        one = probe(layout, lower, match)
+        parts.append(one.add_columns(sa.literal(k, sa.Integer).label("k")))
+    return sa.union_all(*parts)  # type: ignore[return-value]

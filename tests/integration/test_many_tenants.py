@@ -331,3 +331,36 @@ def test_status_filters_by_tenant_shows_the_owner_in_two_statements(
     assert main(["--config", str(settings.path), "status", "--tenant", "t7"]) == 0
     text = capsys.readouterr().out
     assert "elsewhere:4242" in text and "t8" not in text
+
+
+def test_idle_tenants_cost_a_handful_of_statements_and_no_lease(
+    tmp_path: Path, pg_url: str, emulator: Emulator
+) -> None:
+    names = [f"t{i:03d}" for i in range(250)]  # two batched probe statements
+    settings = tenants_setup(tmp_path, pg_url, emulator, names, calls=500)
+    runner = Runner(settings)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    try:
+        first = runner.once()
+        assert all(r.outcome == "ok" for r in first)
+        owners = {n: s.lease_owner for n, s in runner.store.tenant_states().items()}
+        before = {n: runner.store.tenant(n) for n in ("t000", "t100")}
+        sa.event.listen(runner.engine, "before_cursor_execute", count)
+        idle = runner.once()
+        sa.event.remove(runner.engine, "before_cursor_execute", count)
+        after = runner.store.tenant_states()
+    finally:
+        runner.close()
+    assert [r.tenant for r in idle] == names and all(r.outcome == "idle" for r in idle)
+    assert len(statements) <= 6, statements
+    assert not any("FOR UPDATE" in s for s in statements), "no lease taken"
+    assert all(after[n].lease_owner is None for n in owners)
+    for name, state in before.items():
+        assert state is not None and after[name].last_success_at is not None
+        assert state.last_success_at is not None
+        assert after[name].last_success_at > state.last_success_at
+        assert after[name].next_run_at is not None
