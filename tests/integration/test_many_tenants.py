@@ -360,6 +360,7 @@ def test_idle_tenants_cost_a_handful_of_statements_and_no_lease(
     assert not any("FOR UPDATE" in s for s in statements), "no lease taken"
     assert all(after[n].lease_owner is None for n in owners)
     for name, state in before.items():
-        was, now = state and state.last_success_at, after[name].last_success_at
+        was = state.last_success_at if state is not None else None
+        now = after[name].last_success_at
         assert was is not None and now is not None and now > was
         assert after[name].next_run_at is not None
