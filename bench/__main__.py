@@ -1,8 +1,9 @@
 """``make bench``: prints a table and writes bench/results.json. Not part of ``make test``.
 
 BENCH_N sets N (default 100 000 calls); BENCH_IDLE_LEGS the idle-poll table (5 000 000 legs);
-BENCH_BASELINE the calls of the naive baseline (200). Each part also runs on its own:
-``python -m bench builder|backfill|idle``.
+BENCH_BASELINE the calls of the naive baseline (200); BENCH_TENANTS the tenants of the
+many-tenants part (2 000; see bench/tenants.py for its other knobs). Each part also runs on its
+own: ``python -m bench builder|backfill|idle|tenants``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, builder, idle
+from bench import backfill, builder, idle, tenants
 from sync import logs
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -24,6 +25,9 @@ TARGETS = {
     "rss_mb_4n": ("<", 250.0),
     "rss_growth": ("<=", 0.2),
     "builder_legs_per_s": (">=", 50_000),
+    "tenants_rss_mb": ("<", 400.0),
+    "tenants_delivered_ratio": (">=", 1.0),
+    "tenants_share_spread": ("<=", 0.15),
 }
 
 
@@ -32,7 +36,7 @@ def main(parts: list[str]) -> int:
     n = int(os.environ.get("BENCH_N", "100000"))
     idle_legs = int(os.environ.get("BENCH_IDLE_LEGS", "5000000"))
     sample = int(os.environ.get("BENCH_BASELINE", "200"))
-    parts = parts or ["builder", "backfill", "idle"]
+    parts = parts or ["builder", "backfill", "idle", "tenants"]
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -59,6 +63,8 @@ def main(parts: list[str]) -> int:
         if "idle" in parts:
             poll = idle.idle_poll(idle_legs, _dir(work, "idle"))
             results.update(idle_poll_ms=poll["db_ms"], idle_detail=poll)
+        if "tenants" in parts:
+            results.update(tenants.measure(_dir(work, "tenants")))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     _print(results)
     return 0
@@ -84,6 +90,16 @@ def _print(results: dict[str, Any]) -> None:
         "rss_mb_n",
         "rss_mb_4n",
         "rss_growth",
+        "tenants_n",
+        "tenants_idle_cycle_s",
+        "tenants_lag_p99_s",
+        "tenants_peak_threads",
+        "tenants_peak_db_connections",
+        "tenants_rss_mb",
+        "tenants_delivered_ratio",
+        "engine_calls_per_s_per_core",
+        "tenants_share_spread",
+        "tenants_takeover_s",
     ):
         if key not in results:
             continue
