@@ -97,7 +97,8 @@ class Runner:
                 # A separate PBX database gets its own engine from open_source: a PBX's SQLite
                 # file must not be switched to WAL by our engine settings.
                 same_db = self.settings.source.url == self.settings.database.url
-                self._source = open_source(self.settings.source, self.engine if same_db else None)
+                engine = self.engine if same_db else None
+                self._source = open_source(self.settings.source, engine, workers=self.workers)
             return self._source
 
     def reload(self, settings: Settings) -> None:

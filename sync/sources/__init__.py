@@ -30,16 +30,19 @@ __all__ = [
 ]
 
 
-def open_source(settings: SourceSettings, engine: sa.Engine | None = None) -> Source:
+def open_source(
+    settings: SourceSettings, engine: sa.Engine | None = None, *, workers: int | None = None
+) -> Source:
     """The reader for ``settings.flavor``; raises ``SourceError`` naming table and column.
 
-    Without ``engine`` one is created from ``settings.url`` and disposed by ``close()``.
+    Without ``engine`` one is created from ``settings.url`` (its pool sized for ``workers``
+    concurrent readers when given) and disposed by ``close()``.
     """
     from sync.sources.schema import reflect
 
     owns = engine is None
     if engine is None:
-        engine = _engine(settings.url)
+        engine = _engine(settings.url, workers)
     try:
         layout = reflect(engine, settings)
     except BaseException:
@@ -51,14 +54,14 @@ def open_source(settings: SourceSettings, engine: sa.Engine | None = None) -> So
     return LegSource(settings, layout, engine, owns_engine=owns)
 
 
-def _engine(url: str) -> sa.Engine:
+def _engine(url: str, workers: int | None = None) -> sa.Engine:
     """An engine for the PBX database. SQLite files are opened without ``sync.db``'s WAL and
     synchronous pragmas: the journal mode persists in the file, and the PBX's file is not ours
     to change."""
     from sqlalchemy.engine import make_url
 
-    from sync.db import make_engine
+    from sync.db import make_engine, pool_options
 
     if make_url(url).get_backend_name() == "sqlite":
         return sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-    return make_engine(url)
+    return make_engine(url, **(pool_options(url, workers) if workers else {}))
