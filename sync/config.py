@@ -680,7 +680,7 @@ class _Parser:
     ) -> tuple[TenantSettings, ...]:
         root.used.add("tenants")
         raw = root.data.get("tenants")
-        required = "at least one [[tenants]] table (or a [tenants_directory]) is required"
+        required = "at least one [[tenants]] table is required"  # or a [tenants_directory]
         if raw is None:
             if not directory:
                 self.problem("tenants", required)
