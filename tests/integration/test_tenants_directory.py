@@ -151,7 +151,9 @@ def test_directory_rows_add_change_remove_bad_row_and_keys(
     runner = Runner(settings)
     reloader = Reloader(settings, runner.reload)
     try:
-        runner.once()
+        for tenant in settings.tenants:  # clients are made on first use: make both now
+            with runner.clients.use(tenant):
+                pass
         assert runner.clients.open_count() == 2
         add_row(pg_url, "e3", emulator.base_url)  # added
         execute(pg_url, "update enterprises set crm_key = :k where enterprise_number = 'e2'",
