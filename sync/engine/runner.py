@@ -15,6 +15,7 @@ from sync.config import Settings, TenantSettings
 from sync.crm import RetailCRMClient
 from sync.engine.customers import CustomerMap, MapReport
 from sync.engine.cycle import CycleReport, Progress, TenantCycle, Window
+from sync.engine.orders import OrderMirror
 from sync.engine.store import Store, this_owner
 from sync.sources import open_source
 from sync.timeutil import utcnow
@@ -113,6 +114,11 @@ class Runner:
                 self.settings, tenant, self.store, self.clients[tenant.name], self.stop
             )
             reports.append(cmap.refresh())
+            # The report's orders mirror follows on the same schedule (design §7). Its failure
+            # is logged and kept in sync_run (kind "orders"); it never fails the sync itself.
+            OrderMirror(
+                self.settings, tenant, self.store, self.clients[tenant.name], self.stop
+            ).refresh()
         return reports
 
     def close(self) -> None:
