@@ -1,0 +1,12 @@
+"""``--format json``: the computation's document as is (names of design §7; null, never NaN)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def render_json(reports: list[dict[str, Any]]) -> str:
+    """One tenant -> its object; several -> ``{"tenants": [...]}`` (design §7.1)."""
+    document: Any = reports[0] if len(reports) == 1 else {"tenants": reports}
+    return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
