@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from sync.report.period import duration_text
+
 
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
@@ -25,3 +29,8 @@ def num(value: float | None) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.2f}".replace(",", " ")
     return f"{int(value):,}".replace(",", " ")
+
+
+def span(seconds: int) -> str:
+    """A window as ``24h``, ``7d``, ``90m``."""
+    return duration_text(timedelta(seconds=seconds))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from sync.report.fmt import num, pct, secs
+from sync.report.fmt import num, pct, secs, span
 from sync.report.svg import bar_chart, heatmap
 
 ANSWERED, MISSED, OUTBOUND, ACCENT = "#2e7d32", "#e53935", "#1e3a8a", "#0369a1"
@@ -186,9 +186,9 @@ def _parameters(p: dict[str, Any]) -> str:
     items = [
         f"service level {p['sl_seconds']} s",
         f"short abandon &lt; {p['short_abandon_seconds']} s",
-        f"callback window {secs(p['callback_window_seconds'])}",
-        f"repeat window {secs(p['repeat_window_seconds'])}",
-        f"attribution {secs(p['attribution_seconds'])}",
+        f"callback window {span(p['callback_window_seconds'])}",
+        f"repeat window {span(p['repeat_window_seconds'])}",
+        f"attribution {span(p['attribution_seconds'])} (also 1d, 7d, 30d)",
         f"transfers credited to the {escape(p['responsible'])} answering extension",
     ]
     if p["manager"]:

@@ -24,7 +24,7 @@ def parse_duration(text: str) -> timedelta:
 def duration_text(value: timedelta) -> str:
     """The shortest exact spelling: 86400 s -> ``1d``, 5400 s -> ``90m``."""
     seconds = int(value.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

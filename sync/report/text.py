@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sync.report.fmt import num, pct, secs
+from sync.report.fmt import num, pct, secs, span
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -33,8 +33,8 @@ def _one(r: dict[str, Any]) -> str:
         lines += ["No calls in this period: every figure below is zero or undefined (—).", ""]
     lines += [
         f"Parameters: service level {p['sl_seconds']} s, short abandon < "
-        f"{p['short_abandon_seconds']} s, callback window {secs(p['callback_window_seconds'])}, "
-        f"attribution {secs(p['attribution_seconds'])}, responsible = {p['responsible']}"
+        f"{p['short_abandon_seconds']} s, callback window {span(p['callback_window_seconds'])}, "
+        f"attribution {span(p['attribution_seconds'])}, responsible = {p['responsible']}"
         + (f", manager {p['manager']}" if p["manager"] else ""),
         "",
         "Inbound",
