@@ -88,10 +88,8 @@ def test_once_then_report_with_orders_from_the_crm(
 
     assert main(["--config", path, "report", *span]) == 0
     text = capsys.readouterr().out
-    assert (
-        f"offered  {report['inbound']['offered']}" in " ".join(text.split(" "))
-        or str(report["inbound"]["offered"]) in text
-    )
+    assert f"Report for shop: {first} .. {last} (UTC)" in text
+    assert str(report["inbound"]["offered"]) in text
     assert "Definitions" in text
 
     out = tmp_path / "csv"
