@@ -12,6 +12,8 @@ from typing import Any
 from sync.report.fmt import num, pct, secs, span
 from sync.report.svg import bar_chart, heatmap
 
+LOST_ROWS = 200
+"""The page lists the first lost numbers only, so it stays small for any period."""
 ANSWERED, MISSED, OUTBOUND, ACCENT = "#2e7d32", "#e53935", "#1e3a8a", "#0369a1"
 
 CSS = """
@@ -275,7 +277,7 @@ def _lost(lost: list[dict[str, Any]]) -> str:
     if not lost:
         return '<p class="muted">None.</p>'
     rows = []
-    for x in lost:
+    for x in lost[:LOST_ROWS]:
         customer = "—"
         if x["customer_id"]:
             customer = str(x["customer_id"])
@@ -290,7 +292,13 @@ def _lost(lost: list[dict[str, Any]]) -> str:
                 customer,
             ]
         )
-    return _table(["phone", "attempts", "first miss", "last miss", "customer"], rows)
+    more = len(lost) - LOST_ROWS
+    note = (
+        f'<p class="note">… and {more} more: the whole list is in the JSON and CSV formats.</p>'
+        if more > 0
+        else ""
+    )
+    return _table(["phone", "attempts", "first miss", "last miss", "customer"], rows) + note
 
 
 def _managers(managers: list[dict[str, Any]]) -> str:
