@@ -11,15 +11,17 @@ call after the first miss within the window; reached if it or a later one was an
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sync.report.rows import CallRow
 
 CLASSES = ("called_back_reached", "called_back_not_reached", "got_through", "lost", "open")
 
 
-@dataclass
+@dataclass(slots=True)
 class Episode:
     phone: str
     first_miss: datetime
@@ -30,7 +32,6 @@ class Episode:
     callback_ext: str | None = None
     reached: bool = False
     got_through_at: datetime | None = None
-    outcome: str = ""
 
     @property
     def callback_seconds(self) -> float | None:
@@ -39,14 +40,30 @@ class Episode:
         return (self.callback_at - self.first_miss).total_seconds()
 
 
+class Lost(NamedTuple):
+    phone: str
+    attempts: int
+    first_miss: datetime
+    last_miss: datetime
+
+
 @dataclass
 class FollowUp:
-    """Feeds on every call of the tenant; ``closed`` gets each episode once it has a class."""
+    """Feeds on every call of the tenant; an episode is folded into the totals once it has a
+    class, so only live episodes and the compact lost list stay in memory."""
 
     window: timedelta
     now: datetime
-    closed: list[Episode] = field(default_factory=list)
+    classes: Counter[str] = field(default_factory=Counter)
+    callback_seconds: Counter[int] = field(default_factory=Counter)
+    """Called-back episodes by whole seconds from first miss to callback."""
+    callbacks_by_ext: dict[str, Counter[int]] = field(default_factory=dict)
+    lost: list[Lost] = field(default_factory=list)
     _live: dict[str, list[Episode]] = field(default_factory=dict)
+
+    @property
+    def episodes(self) -> int:
+        return sum(self.classes.values())
 
     def observe(self, call: CallRow, is_miss: bool) -> None:
         """``is_miss``: the call is a selected, unanswered, not-short inbound of the period."""
@@ -84,17 +101,24 @@ class FollowUp:
         else:
             self._live.pop(phone, None)
 
-    def finish(self) -> list[Episode]:
-        """Close what is left (the stream covers every window) and return all episodes."""
+    def finish(self) -> None:
+        """Close what is left (the stream covers every window); lost ones by first miss."""
         for episodes in self._live.values():
             for ep in episodes:
                 self._close(ep)
         self._live.clear()
-        return self.closed
+        self.lost.sort(key=lambda x: (x.first_miss, x.phone))
 
     def _close(self, ep: Episode) -> None:
-        ep.outcome = classify(ep, self.window, self.now)
-        self.closed.append(ep)
+        outcome = classify(ep, self.window, self.now)
+        self.classes[outcome] += 1
+        if outcome == "lost":
+            self.lost.append(Lost(ep.phone, ep.attempts, ep.first_miss, ep.last_miss))
+        elif outcome.startswith("called_back"):
+            seconds = int(ep.callback_seconds or 0)
+            self.callback_seconds[seconds] += 1
+            if ep.callback_ext:
+                self.callbacks_by_ext.setdefault(ep.callback_ext, Counter())[seconds] += 1
 
 
 def classify(ep: Episode, window: timedelta, now: datetime) -> str:

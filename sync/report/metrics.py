@@ -12,11 +12,11 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, overload
 
 from sync.report.attribution import Attribution, CallRef
 from sync.report.definitions import DEFINITIONS
-from sync.report.followup import CLASSES, Episode, FollowUp, RepeatTracker
+from sync.report.followup import CLASSES, FollowUp, Lost, RepeatTracker
 from sync.report.period import Parameters, Period, duration_text
 from sync.report.rows import CallRow, OrderRow
 from sync.report.stats import mean, median, quantile, ratio
@@ -43,6 +43,23 @@ class ReportInput:
     extensions: Mapping[str, int] = field(default_factory=dict)
     """Extension -> CRM user id from the tenant config (names the managers)."""
     crm_url: str = ""
+
+
+class LocalClock:
+    """UTC start -> (local day, hour, weekday), cached per UTC minute: a million calls share
+    a few tens of thousands of minutes, and every zone's offset is whole minutes."""
+
+    def __init__(self, period: Period) -> None:
+        self._period = period
+        self._cache: dict[datetime, tuple[date, int, int]] = {}
+
+    def at(self, utc_naive: datetime) -> tuple[date, int, int]:
+        minute = utc_naive.replace(second=0, microsecond=0)
+        found = self._cache.get(minute)
+        if found is None:
+            local = self._period.local(minute)
+            found = self._cache[minute] = (local.date(), local.hour, local.weekday())
+        return found
 
 
 @dataclass
@@ -82,7 +99,7 @@ class _Totals:
     callers: Counter[str] = field(default_factory=Counter)
     new_calls: int = 0
     returning_calls: int = 0
-    new_numbers: set[str] = field(default_factory=set)
+    new_numbers: int = 0
     answered_calls: int = 0
     answered_by_dir: Counter[str] = field(default_factory=Counter)
     customers_called: set[int] = field(default_factory=set)
@@ -101,7 +118,9 @@ def compute(data: ReportInput) -> dict[str, Any]:
     followup = FollowUp(p.callback_window, data.now)
     repeats = RepeatTracker(p.repeat, data.now)
     attribution = Attribution(data.orders, data.customers, p.all_windows(), p.attribution)
-    seen: set[str] = set()
+    unseen_new = set(data.new_phones)
+    """New phones not met yet in the stream: the first call of each is its first ever."""
+    clock = LocalClock(period)
     index = 0
     for call in data.calls:
         attribution.before(call.t0)
@@ -121,27 +140,28 @@ def compute(data: ReportInput) -> dict[str, Any]:
                 totals.answered_by_dir[call.direction] += 1
                 totals.customers_called.update(ids)
         if not selected:
-            if call.phone:
-                seen.add(call.phone)
+            unseen_new.discard(call.phone or "")
             continue
-        local = period.local(call.t0)
-        day = days.setdefault(local.date(), _day_row())
-        hour = hours[local.hour]
-        manager = managers.setdefault(call.ext, _Manager()) if call.ext else None
+        local_day, local_hour, weekday = clock.at(call.t0)
+        day = days.get(local_day) or days.setdefault(local_day, _day_row())
+        hour = hours[local_hour]
+        manager = None
+        if call.ext:
+            manager = managers.get(call.ext) or managers.setdefault(call.ext, _Manager())
         if manager:
             manager.talk_seconds += call.talk
         if call.phone:
-            if call.phone in data.new_phones and call.phone not in seen:
+            if call.phone in unseen_new:
+                unseen_new.discard(call.phone)
                 totals.new_calls += 1
-                totals.new_numbers.add(call.phone)
+                totals.new_numbers += 1
             else:
                 totals.returning_calls += 1
-            seen.add(call.phone)
         if inbound:
             totals.offered += 1
             day["offered"] += 1
             hour["offered"] += 1
-            heat[local.weekday()][local.hour] += 1
+            heat[weekday][local_hour] += 1
             if call.phone:
                 totals.callers[call.phone] += 1
             if answered:
@@ -154,11 +174,11 @@ def compute(data: ReportInput) -> dict[str, Any]:
                 if manager:
                     manager.answered_in += 1
                     manager.waits[call.wait] += 1
-                    manager.days.add(local.date())
+                    manager.days.add(local_day)
             else:
                 day["unanswered"] += 1
                 hour["unanswered"] += 1
-                heat_missed[local.weekday()][local.hour] += 1
+                heat_missed[weekday][local_hour] += 1
                 totals.by_result[call.result] += 1
                 if call.ext:
                     totals.reached += 1
@@ -178,7 +198,7 @@ def compute(data: ReportInput) -> dict[str, Any]:
             hour["outbound"] += 1
             if manager:
                 manager.out_attempts += 1
-                manager.days.add(local.date())
+                manager.days.add(local_day)
             if answered:
                 totals.out_connected += 1
                 day["out_connected"] += 1
@@ -186,12 +206,10 @@ def compute(data: ReportInput) -> dict[str, Any]:
                 if manager:
                     manager.out_connected += 1
     attribution.finish()
-    episodes = followup.finish()
+    followup.finish()
     repeats.finish()
-    for ep in episodes:
-        if ep.outcome.startswith("called_back") and ep.callback_ext:
-            seconds = ep.callback_seconds or 0.0
-            managers.setdefault(ep.callback_ext, _Manager()).callback_seconds[int(seconds)] += 1
+    for ext, seconds in followup.callbacks_by_ext.items():
+        managers.setdefault(ext, _Manager()).callback_seconds.update(seconds)
     return {
         "tenant": data.tenant,
         "period": {
@@ -208,8 +226,8 @@ def compute(data: ReportInput) -> dict[str, Any]:
             "connect_rate": ratio(totals.out_connected, totals.out_attempts),
             "avg_talk_seconds": mean(totals.talk_out, totals.out_connected),
         },
-        "missed": _missed(episodes),
-        "lost_numbers": _lost(episodes, period, data),
+        "missed": _missed(followup),
+        "lost_numbers": LostNumbers(followup.lost, period, data.customers, data.crm_url),
         "managers": _managers(managers, attribution, data),
         "by_day": [
             {"date": d.isoformat(), "hours": period.hours_in(d), **row}
@@ -257,12 +275,9 @@ def _results(seen: Counter[str]) -> list[str]:
     return [*UNANSWERED_RESULTS, *sorted(r for r in seen if r not in UNANSWERED_RESULTS)]
 
 
-def _missed(episodes: list[Episode]) -> dict[str, Any]:
-    classes = Counter(ep.outcome for ep in episodes)
-    called_back = Counter(
-        int(ep.callback_seconds or 0) for ep in episodes if ep.outcome.startswith("called_back")
-    )
-    closed = [ep for ep in episodes if ep.outcome != "open"]
+def _missed(f: FollowUp) -> dict[str, Any]:
+    classes, called_back = f.classes, f.callback_seconds
+    closed = f.episodes - classes["open"]
     histogram = []
     lower = 0
     for limit, label in CALLBACK_BUCKETS:
@@ -272,7 +287,7 @@ def _missed(episodes: list[Episode]) -> dict[str, Any]:
     late = sum(c for s, c in called_back.items() if s > lower)
     histogram.append({"label": ">24 h / never", "episodes": late + classes["lost"]})
     return {
-        "episodes": len(episodes),
+        "episodes": f.episodes,
         "called_back_reached": classes["called_back_reached"],
         "called_back_not_reached": classes["called_back_not_reached"],
         "got_through": classes["got_through"],
@@ -280,34 +295,56 @@ def _missed(episodes: list[Episode]) -> dict[str, Any]:
         "open": classes["open"],
         "callback_median_seconds": median(called_back),
         "callback_p90_seconds": quantile(called_back, 0.9),
-        "shares": {c: ratio(classes[c], len(closed)) for c in CLASSES if c != "open"},
+        "shares": {c: ratio(classes[c], closed) for c in CLASSES if c != "open"},
         "callback_histogram": histogram,
     }
 
 
-def _lost(episodes: list[Episode], period: Period, data: ReportInput) -> list[dict[str, Any]]:
-    rows = []
-    for ep in sorted(episodes, key=lambda e: (e.first_miss, e.phone)):
-        if ep.outcome != "lost":
-            continue
-        ids = data.customers.get(ep.phone, ())
+class LostNumbers(Sequence[dict[str, Any]]):
+    """The lost list, kept as compact tuples and shaped into dicts only when read: a month of
+    a busy line can have a hundred thousand lost numbers, and the HTML shows only the first."""
+
+    def __init__(
+        self,
+        lost: list[Lost],
+        period: Period,
+        customers: Mapping[str, tuple[int, ...]],
+        crm_url: str,
+    ) -> None:
+        self._lost, self._period, self._customers = lost, period, customers
+        self._base = crm_url.rstrip("/")
+
+    def __len__(self) -> int:
+        return len(self._lost)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._row(x) for x in self._lost[index]]
+        return self._row(self._lost[index])
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == other if isinstance(other, list) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _row(self, x: Lost) -> dict[str, Any]:
+        ids = self._customers.get(x.phone, ())
         customer = min(ids) if ids else None
-        url = (
-            f"{data.crm_url.rstrip('/')}/customers/{customer}"
-            if customer and data.crm_url
-            else None
-        )
-        rows.append(
-            {
-                "phone": ep.phone,
-                "attempts": ep.attempts,
-                "first_miss": period.iso(ep.first_miss),
-                "last_miss": period.iso(ep.last_miss),
-                "customer_id": customer,
-                "customer_url": url,
-            }
-        )
-    return rows
+        url = f"{self._base}/customers/{customer}" if customer and self._base else None
+        return {
+            "phone": x.phone,
+            "attempts": x.attempts,
+            "first_miss": self._period.iso(x.first_miss),
+            "last_miss": self._period.iso(x.last_miss),
+            "customer_id": customer,
+            "customer_url": url,
+        }
 
 
 def _managers(
@@ -353,7 +390,7 @@ def _customers(t: _Totals, repeats: RepeatTracker) -> dict[str, Any]:
         "fcr_resolved": repeats.resolved,
         "fcr_repeated": repeats.repeated,
         "fcr_open": repeats.open,
-        "new_numbers": len(t.new_numbers),
+        "new_numbers": t.new_numbers,
         "new_number_calls": t.new_calls,
         "returning_calls": t.returning_calls,
     }

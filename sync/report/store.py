@@ -61,10 +61,9 @@ class ReportStore:
             result = conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(
                 query
             )
-            for t0, direction, res, talk, wait, ext, phone in result:
-                yield CallRow(
-                    t0, direction or "", res or "", talk or 0, wait or 0, ext or None, phone or None
-                )
+            for rows in result.partitions():
+                for t0, direction, res, talk, wait, ext, phone in rows:
+                    yield CallRow(t0, direction or "", res or "", talk or 0, wait or 0, ext, phone)
 
     def new_phones(self, tenant: str, start: datetime) -> set[str]:
         """Phones whose first non-skipped call is at or after ``start`` (new numbers)."""
