@@ -125,6 +125,8 @@ class OrderMirror:
         try:
             groups = self.client.status_groups()
             since_id, seeded_at = self.orders.cursor(name)
+            if self.stop.is_set():
+                return report  # shutting down: the next refresh goes on from the cursor
             if seeded_at is None:
                 seeded_at = utcnow()
                 report.seeded = self._seed(groups)

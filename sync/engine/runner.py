@@ -116,9 +116,10 @@ class Runner:
             reports.append(cmap.refresh())
             # The report's orders mirror follows on the same schedule (design §7). Its failure
             # is logged and kept in sync_run (kind "orders"); it never fails the sync itself.
-            OrderMirror(
-                self.settings, tenant, self.store, self.clients[tenant.name], self.stop
-            ).refresh()
+            if not self.stop.is_set():
+                OrderMirror(
+                    self.settings, tenant, self.store, self.clients[tenant.name], self.stop
+                ).refresh()
         return reports
 
     def close(self) -> None:
