@@ -42,6 +42,7 @@ class Attribution:
     totals: dict[timedelta, WindowTotals] = field(default_factory=dict)
     calls_with_orders: set[int] = field(default_factory=set)
     by_ext: dict[str, WindowTotals] = field(default_factory=dict)
+    calls_by_ext: dict[str, set[int]] = field(default_factory=dict)
     by_direction: dict[str, set[int]] = field(default_factory=dict)
     customers_attributed: set[int] = field(default_factory=set)
     time_to_order: list[float] = field(default_factory=list)
@@ -89,3 +90,4 @@ class Attribution:
             mine = self.by_ext.setdefault(ref.ext, WindowTotals())
             mine.orders += 1
             mine.revenue += order.total
+            self.calls_by_ext.setdefault(ref.ext, set()).add(ref.number)

@@ -375,6 +375,9 @@ def _managers(
                 "avg_talk_seconds": mean(m.talk_seconds, m.answered_in + m.out_connected),
                 "calls_per_active_day": mean(m.answered_in + m.out_attempts, active),
                 "callback_median_seconds": median(m.callback_seconds),
+                "call_conversion": ratio(
+                    len(attribution.calls_by_ext.get(code, ())), m.answered_in + m.out_connected
+                ),
             }
         )
     return rows

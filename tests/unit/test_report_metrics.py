@@ -377,6 +377,8 @@ def test_orders_go_to_the_latest_answered_call_within_the_window() -> None:
     assert windows == {"1d": 1, "7d": 2, "30d": 2}  # order 2: 37 h after B's call
     managers = {m["code"]: (m["orders"], m["revenue"]) for m in report["managers"]}
     assert managers["102"] == (1, 250.0) and managers["101"] == (0, 0.0)
+    conversion = {m["code"]: m["call_conversion"] for m in report["managers"]}
+    assert conversion == {"101": 0.0, "102": 1.0, "103": None}
     week = run(calls, orders=orders, customers={A: (7,), B: (8,)}, attribution=7 * 24 * H)
     assert week["orders"]["attributed"] == 2
 
@@ -474,3 +476,32 @@ def test_durations() -> None:
     assert duration_text(timedelta(days=7)) == "7d" and duration_text(90 * M) == "90m"
     with pytest.raises(ValueError):
         parse_duration("soon")
+
+
+@pytest.mark.parametrize(("responsible", "credited"), [("first", "101"), ("last", "104")])
+def test_a_blind_transfer_is_one_call_credited_per_pbx_responsible(
+    responsible: str, credited: str
+) -> None:
+    """Golden S6 (101 -> 104) through the builder, then the report: one answered call."""
+    from tests.unit.test_builder_golden import GOLDEN, build_case
+
+    case = json.loads((GOLDEN / "07_s06_blind_transfer_first.json").read_text())
+    case["options"]["responsible"] = responsible
+    (built,) = build_case(case)
+    assert built.payload is not None and built.started_at is not None
+    p = built.payload
+    row = CallRow(
+        built.started_at,
+        p["type"],
+        p["result"],
+        p["duration"],
+        p.get("durationWaiting", 0),
+        p.get("code"),
+        p["phone"],
+    )
+    day = Period(date(2026, 3, 2), date(2026, 3, 2), "Europe/Minsk")
+    report = run([row], period=day, responsible=responsible)
+    assert report["inbound"]["offered"] == report["inbound"]["answered"] == 1
+    (manager,) = report["managers"]
+    assert (manager["code"], manager["answered_in"]) == (credited, 1)
+    assert manager["talk_seconds"] == p["duration"]
