@@ -119,6 +119,8 @@ def _check_output(args: argparse.Namespace) -> Path | None:
             raise CliError("--format csv needs --output FOLDER", 2)
         return None
     path = Path(args.output)
+    if args.format != "csv" and path.is_dir():
+        raise CliError(f"--output {args.output}: is a folder; give a file name", 2)
     folder = path if args.format == "csv" else path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -164,15 +166,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _emit(fmt: str, reports: list[dict[str, Any]], output: Path | None) -> int:
-    if fmt == "csv":
-        assert output is not None
-        written = write_csv(reports, output)
-        print(f"wrote {len(written)} files in {output}")
-        return 0
-    text = {"text": render_text, "json": render_json, "html": render_html}[fmt](reports)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
-        print(f"wrote {output}")
+    try:
+        if fmt == "csv":
+            assert output is not None
+            written = write_csv(reports, output)
+            print(f"wrote {len(written)} files in {output}")
+            return 0
+        text = {"text": render_text, "json": render_json, "html": render_html}[fmt](reports)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+            print(f"wrote {output}")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CliError(f"--output {output}: cannot write: {reason}", 2) from None
     return 0

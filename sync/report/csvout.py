@@ -1,4 +1,5 @@
-"""``--format csv``: one file per table in the ``--output`` folder (design §7.1)."""
+"""``--format csv``: one file per table in the ``--output`` folder (design §7.1), and the
+definitions in ``definitions.csv`` (every format prints them)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def csv_files(report: dict[str, Any]) -> dict[str, str]:
         "by_day.csv": (DAY_KEYS, table(report["by_day"], DAY_KEYS)),
         "by_hour.csv": (HOUR_KEYS, table(report["by_hour"], HOUR_KEYS)),
         "lost_numbers.csv": (LOST_KEYS, table(report["lost_numbers"], LOST_KEYS)),
+        "definitions.csv": (("term", "definition"), list(report["definitions"].items())),
     }
     out = {}
     for name, (header, rows) in files.items():

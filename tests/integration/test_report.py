@@ -95,7 +95,14 @@ def test_once_then_report_with_orders_from_the_crm(
     out = tmp_path / "csv"
     assert main(["--config", path, "report", *span, "--format", "csv", "--output", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["by_day.csv", "by_hour.csv", "lost_numbers.csv", "managers.csv", "summary.csv"]
+    assert names == [
+        "by_day.csv",
+        "by_hour.csv",
+        "definitions.csv",
+        "lost_numbers.csv",
+        "managers.csv",
+        "summary.csv",
+    ]
     with (out / "summary.csv").open() as f:
         summary = {row["metric"]: row["value"] for row in csv.DictReader(f)}
     assert summary["inbound.answered"] == str(report["inbound"]["answered"])
@@ -118,6 +125,7 @@ def test_once_then_report_with_orders_from_the_crm(
         (["--manager", "999"], "unknown manager"),
         (["--format", "csv", "--output", "/proc/no-such/dir"], "cannot write"),
         (["--format", "csv"], "needs --output"),
+        (["--format", "html", "--output", "/tmp"], "is a folder"),
         (["--period", "yesterday", "--from", "2026-03-01"], "not both"),
     ],
 )
