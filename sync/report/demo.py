@@ -57,11 +57,16 @@ def demo_report(emulator: Emulator, runner: Runner, settings: Settings, folder: 
     now = utcnow()
     first = utc_to_local(now - timedelta(hours=3), tenant.timezone).date()
     period = Period(first, utc_to_local(now, tenant.timezone).date(), tenant.timezone)
-    params = Parameters(responsible=settings.pbx.responsible)
+    # The demo's calls are at most three hours old: a 30-minute callback window lets most
+    # missed-call episodes close, so every outcome class can be seen.
+    params = Parameters(responsible=settings.pbx.responsible, callback_window=timedelta(minutes=30))
     report = build_report(runner.engine, settings, tenant, period, params, now)
     html = folder / "report.html"
     html.write_text(render_html([report]), encoding="utf-8")
-    command = f"retailcrm-sync --config {settings.path} report --from {period.first}"
+    command = (
+        f"retailcrm-sync --config {settings.path} report --callback-window 30m "
+        f"--from {period.first}"
+    )
     return [
         render_text([report]).split("\nDefinitions\n")[0].rstrip(),
         "",
