@@ -36,12 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="date_to", metavar="DATE", help="last day, inclusive")
     parser.add_argument("--period", choices=PERIODS, help="named period (default: yesterday)")
     parser.add_argument("--manager", metavar="CODE", help="only this extension's calls")
-    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output (text)")
     parser.add_argument("--output", metavar="PATH", help="file (text/json/html) or folder (csv)")
-    parser.add_argument("--sl", type=_seconds, default=20, help="service level seconds (20)")
-    parser.add_argument("--short", type=_seconds, default=5, help="short abandon seconds (5)")
-    parser.add_argument("--callback-window", type=_duration, default=timedelta(hours=24))
-    parser.add_argument("--attribution", type=_duration, default=timedelta(days=1))
+    parser.add_argument(
+        "--sl", type=_seconds, default=20, metavar="SECONDS", help="service level threshold (20)"
+    )
+    parser.add_argument(
+        "--short", type=_seconds, default=5, metavar="SECONDS", help="short abandon below (5)"
+    )
+    parser.add_argument(
+        "--callback-window",
+        type=_duration,
+        default=timedelta(hours=24),
+        metavar="SPAN",
+        help="a callback within this span of a missed call counts (24h; 30m, 4h, 7d)",
+    )
+    parser.add_argument(
+        "--attribution",
+        type=_duration,
+        default=timedelta(days=1),
+        metavar="SPAN",
+        help="an order this long after an answered call is attributed to it (1d)",
+    )
     parser.set_defaults(handler=run)
     _one_line_errors(parser)
 

@@ -85,6 +85,8 @@ def test_once_then_report_with_orders_from_the_crm(
     assert report["orders"]["attributed"] == orders - 1  # the cancelled one never counts
     assert sum(m["orders"] for m in report["managers"]) == orders - 1
     assert report["skipped"] and not report["empty"]
+    customers = report["customers"]  # every generated number calls for the first time
+    assert customers["new_numbers"] == customers["new_number_calls"] > 0
 
     assert main(["--config", path, "report", *span]) == 0
     text = capsys.readouterr().out
