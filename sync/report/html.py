@@ -36,7 +36,8 @@ overflow-x:auto}
 .chart .cell{font-size:10px}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{padding:4px 8px;border-bottom:1px solid #e5e7eb;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}th{background:#f1f5f9;font-weight:600}
+th:first-child,td:first-child{text-align:left}
+th{background:#f1f5f9;font-weight:600;white-space:normal;vertical-align:bottom}
 .bar{display:inline-block;height:8px;background:#0369a1;border-radius:2px;vertical-align:middle;
 margin-left:6px}
 .bar.red{background:#e53935}
@@ -78,7 +79,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _bar(value: float, peak: float, cls: str = "") -> str:
-    width = round(80 * value / peak) if peak else 0
+    width = round(50 * value / peak) if peak else 0
     klass = f"bar {cls}".strip()
     return f'<span class="{klass}" style="width:{width}px"></span>' if width else ""
 
