@@ -329,7 +329,9 @@ class LostNumbers(Sequence[dict[str, Any]]):
         return self._row(self._lost[index])
 
     def __eq__(self, other: object) -> bool:
-        return list(self) == other if isinstance(other, list) else NotImplemented
+        if isinstance(other, list | LostNumbers):
+            return list(self) == list(other)
+        return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
 

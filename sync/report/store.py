@@ -36,8 +36,11 @@ class ReportStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def calls(self, tenant: str, start: datetime, until: datetime) -> Iterator[CallRow]:
-        """Non-skipped calls with a payload, ``start <= started_at < until``, oldest first."""
+    def calls(
+        self, tenant: str, start: datetime, until: datetime, answered_from: datetime | None = None
+    ) -> Iterator[CallRow]:
+        """Non-skipped calls with a payload, ``start <= started_at < until``, oldest first;
+        from ``answered_from`` on only answered ones (all the orders' attribution needs)."""
         query = (
             sa.select(
                 CALLS.c.started_at,
@@ -54,6 +57,9 @@ class ReportStore:
                 CALLS.c.started_at >= start,
                 CALLS.c.started_at < until,
                 CALLS.c.payload.is_not(None),
+                sa.true()
+                if answered_from is None
+                else sa.or_(CALLS.c.started_at < answered_from, _field("result") == "answered"),
             )
             .order_by(CALLS.c.started_at, CALLS.c.external_id)
         )
