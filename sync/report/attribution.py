@@ -52,6 +52,11 @@ class Attribution:
     def __post_init__(self) -> None:
         self.totals = {w: WindowTotals() for w in self.windows}
 
+    @property
+    def next_at(self) -> datetime:
+        """Creation time of the next order to attribute (``datetime.max`` when none is left)."""
+        return self.orders[self._next].created_at if self._next < len(self.orders) else datetime.max
+
     def before(self, t0: datetime) -> None:
         """Attribute every order created strictly before ``t0`` (a call at t_o still counts)."""
         orders = self.orders

@@ -122,15 +122,20 @@ def compute(data: ReportInput) -> dict[str, Any]:
     """New phones not met yet in the stream: the first call of each is its first ever."""
     clock = LocalClock(period)
     index = 0
+    next_order = attribution.next_at
     for call in data.calls:
-        attribution.before(call.t0)
+        if call.t0 > next_order:
+            attribution.before(call.t0)
+            next_order = attribution.next_at
         selected = start <= call.t0 < end and (p.manager is None or call.ext == p.manager)
         inbound = call.direction == "in"
         answered = call.result == "answered"
         short = inbound and call.result == "no answer" and call.wait < p.short
-        is_miss = selected and inbound and not answered and not short and bool(call.phone)
-        followup.observe(call, is_miss)
-        repeats.observe(call, selected and inbound and answered)
+        if call.phone:
+            is_miss = selected and inbound and not answered and not short
+            followup.observe(call, is_miss)
+            if inbound:
+                repeats.observe(call, selected and answered)
         if answered:
             index += 1
             ref = CallRef(call.t0, selected, call.direction, call.ext, index)
