@@ -112,11 +112,14 @@ def heatmap(
     values: Sequence[Sequence[int]],
     missed: Sequence[Sequence[int]],
     grey_below: int = 5,
+    missed_rate: bool = False,
 ) -> str:
-    """Weekday × hour: shade by calls offered; cells with fewer than ``grey_below`` are grey."""
+    """Weekday × hour, shaded by calls offered (blue) or, with ``missed_rate``, by the share
+    of them unanswered (red); cells with fewer than ``grey_below`` calls are grey either way."""
     cell_w, cell_h, left, top = 27, 22, 40, 18
     width, height = left + 24 * cell_w + 4, top + len(rows) * cell_h + 4
-    peak = max((v for row in values for v in row), default=0) or 1
+    peak = 100 if missed_rate else max((v for row in values for v in row), default=0) or 1
+    hue = "0,75%" if missed_rate else "212,70%"
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
@@ -134,22 +137,24 @@ def heatmap(
         )
         for hour in range(24):
             v, m = values[r][hour], missed[r][hour]
+            share = round(100 * m / v) if v else 0
+            shown = share if missed_rate else v
             if v < grey_below:
                 fill = "#e5e7eb" if v else "#f3f4f6"
             else:
-                light = 92 - round(55 * v / peak)
-                fill = f"hsl(212,70%,{light}%)"
-            share = f", missed {round(100 * m / v)}%" if v else ""
+                light = 92 - round(55 * shown / peak)
+                fill = f"hsl({hue},{light}%)"
+            tip = f", missed {share}%" if v else ""
             parts.append(
                 f'<rect x="{left + hour * cell_w}" y="{y}" width="{cell_w - 2}" '
                 f'height="{cell_h - 2}" fill="{fill}"><title>{name} {hour:02d}:00: '
-                f"{v} offered{share}</title></rect>"
+                f"{v} offered{tip}</title></rect>"
             )
             if v:
-                colour = "#fff" if v >= grey_below and v > peak / 2 else "#111"
+                colour = "#fff" if v >= grey_below and shown > peak / 2 else "#111"
                 parts.append(
                     f'<text x="{left + hour * cell_w + (cell_w - 2) // 2}" y="{y + 14}" '
-                    f'class="cell" text-anchor="middle" fill="{colour}">{v}</text>'
+                    f'class="cell" text-anchor="middle" fill="{colour}">{shown}</text>'
                 )
     parts.append("</svg>")
     return "".join(parts)

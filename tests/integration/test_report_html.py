@@ -45,7 +45,7 @@ def test_same_data_gives_the_same_bytes_and_nothing_external() -> None:
         h.startswith("https://shop.retailcrm.ru/customers/")
         for h in re.findall(r'href="([^"]+)"', page)
     )
-    assert page.count("<svg") == 5 and "@media print" in page and "max-width:600px" in page
+    assert page.count("<svg") == 6 and "@media print" in page and "max-width:600px" in page
     assert len(page.encode()) < 300_000
 
 
@@ -166,7 +166,7 @@ def test_the_page_in_headless_chromium_offline(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert dom.returncode == 0 and dom.stdout.count("<svg") == 5
+    assert dom.returncode == 0 and dom.stdout.count("<svg") == 6
 
 
 def test_an_empty_period_is_announced_on_the_page() -> None:
