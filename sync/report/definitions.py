@@ -36,7 +36,8 @@ DEFINITIONS: dict[str, str] = {
     "talk in both directions; callbacks credited to the extension that called back.",
     "repeat_callers": "Phones with two or more inbound calls in the period.",
     "fcr": "Answered inbound calls with no further inbound from the phone within the repeat "
-    "window / answered inbound calls whose window has passed (younger ones are open).",
+    "window / answered inbound calls whose window has passed (younger ones are open, repeated "
+    "or not, so a young period is not biased).",
     "new_numbers": "A call whose phone has no earlier non-skipped call of the tenant; the first "
     "weeks after source.start_date overstate new numbers.",
     "orders": "An order (status group not cancel) goes to the latest answered call of the same "

@@ -149,7 +149,9 @@ class RepeatTracker:
             return
         since = self._pending.pop(call.phone, None)
         if since is not None:
-            if call.t0 - since <= self.repeat:
+            if self.now < since + self.repeat:
+                self.open += 1  # young calls are open even when repeated: no early bias
+            elif call.t0 - since <= self.repeat:
                 self.repeated += 1
             else:
                 self.resolved += 1

@@ -336,8 +336,8 @@ def test_repeat_callers_and_fcr_proxy() -> None:
     c = run(calls)["customers"]
     assert (c["unique_callers"], c["repeat_callers"], c["calls_from_repeat_callers"]) == (2, 1, 2)
     assert (c["fcr_resolved"], c["fcr_repeated"], c["fcr_open"], c["fcr"]) == (1, 1, 0, 0.5)
-    young = run([call(0 * M, phone=B)], now=T + timedelta(days=1))["customers"]
-    assert young["fcr_open"] == 1 and young["fcr"] is None
+    young = run(calls, now=T + timedelta(days=1))["customers"]
+    assert (young["fcr_open"], young["fcr_repeated"], young["fcr"]) == (2, 0, None)
 
 
 def test_new_and_returning_numbers() -> None:
