@@ -16,7 +16,13 @@ MANAGER_KEYS = (
     "callbacks",
     "orders",
     "revenue",
+    "asa_seconds",
+    "avg_talk_seconds",
+    "calls_per_active_day",
+    "callback_median_seconds",
+    "call_conversion",
 )
+"""Every key of a ``managers`` entry, in its order (design §7.1: the CSV header)."""
 DAY_KEYS = (
     "date",
     "hours",

@@ -35,6 +35,8 @@ def test_csv_summary_uses_dotted_names_and_the_tables_their_keys(tmp_path: Path)
         report["orders"]["windows"][1]["attributed"]
     )
     assert summary["inbound.asa_median_seconds"] == str(report["inbound"]["asa_median_seconds"])
+    header = next(csv.reader(io.StringIO(files["managers.csv"])))
+    assert header == list(report["managers"][0])
     by_day = list(csv.DictReader(io.StringIO(files["by_day.csv"])))
     assert [d["hours"] for d in by_day][-1] == "25"  # 2026-10-25 in Berlin
     lost = list(csv.DictReader(io.StringIO(files["lost_numbers.csv"])))
