@@ -167,6 +167,23 @@ def test_the_page_in_headless_chromium_offline(tmp_path: Path) -> None:
         timeout=120,
     )
     assert dom.returncode == 0 and dom.stdout.count("<svg") == 6
+    pdf = tmp_path / "report.pdf"
+    printed = subprocess.run(
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'p3'}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={pdf}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert printed.returncode == 0 and pdf.read_bytes().startswith(b"%PDF")
+    pages = pdf.read_bytes().count(b"/Type /Page") - 1  # minus the /Type /Pages node
+    assert pages >= 2, "the print layout breaks the report into pages"
 
 
 def test_an_empty_period_is_announced_on_the_page() -> None:
