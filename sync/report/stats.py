@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
 
 
 def ratio(part: float, whole: float) -> float | None:
@@ -43,7 +42,3 @@ def median(counts: Counter[int]) -> float | None:
         first, seen = seen, seen + counts[value]
         found += [value for index in wanted if first <= index < seen]
     return sum(found) / len(found)
-
-
-def counter(values: Iterable[float]) -> Counter[int]:
-    return Counter(int(v) for v in values)
