@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "source": ("source", "the PBX call log: recommended indexes (source indexes [--apply])"),
     "demo": ("demo", "SQLite call log + built-in CRM emulator + one cycle, then a summary"),
     "emulator": ("emulator", "serve the RetailCRM API emulator for manual tries"),
+    "report": ("report", "call and sales report from our tables: text, json, csv or html"),
 }
 
 Handler = Callable[[argparse.Namespace], int]

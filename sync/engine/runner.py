@@ -15,6 +15,7 @@ from sync.config import Settings, TenantSettings
 from sync.crm import RetailCRMClient
 from sync.engine.customers import CustomerMap, MapReport
 from sync.engine.cycle import CycleReport, Progress, ResyncWindow, TenantCycle
+from sync.engine.orders import OrderMirror
 from sync.engine.store import Store, this_owner
 from sync.sources import open_source
 from sync.timeutil import Clock, utcnow
@@ -115,6 +116,13 @@ class Runner:
             client = self.clients[tenant.name]
             cmap = CustomerMap(self.settings, tenant, self.store, client, self.stop, self.clock)
             reports.append(cmap.refresh())
+            # The report's orders mirror follows on the same schedule (design §7). Its failure
+            # is logged and kept in sync_run (kind "orders"); it never fails the sync itself.
+            if not self.stop.is_set():
+                mirror = OrderMirror(
+                    self.settings, tenant, self.store, client, self.stop, self.clock
+                )
+                mirror.refresh()
         return reports
 
     def close(self) -> None:
