@@ -1,9 +1,10 @@
 """``make bench``: prints a table and writes bench/results.json. Not part of ``make test``.
 
 BENCH_N sets N (default 100 000 calls); BENCH_IDLE_LEGS the idle-poll table (5 000 000 legs);
-BENCH_BASELINE the calls of the naive baseline (200); BENCH_TENANTS the tenants of the
-many-tenants part (2 000; see bench/tenants.py for its other knobs). Each part also runs on its
-own: ``python -m bench builder|backfill|idle|tenants``.
+BENCH_BASELINE the calls of the naive baseline (200); BENCH_REPORT_N the calls of the report
+benchmark (1 000 000); BENCH_TENANTS the tenants of the many-tenants part (2 000; see
+bench/tenants.py for its other knobs). Each part also runs on its own: ``python -m bench
+builder|backfill|idle|report|tenants``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, builder, idle, tenants
+from bench import backfill, builder, idle, report, tenants
 from sync import logs
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -28,6 +29,9 @@ TARGETS = {
     "tenants_rss_mb": ("<", 400.0),
     "tenants_delivered_ratio": (">=", 1.0),
     "tenants_share_spread": ("<=", 0.15),
+    "report_scan_ratio": ("<=", 3.0),
+    "report_rss_mb": ("<", 300.0),
+    "report_html_kb": ("<", 300.0),
 }
 
 
@@ -36,7 +40,8 @@ def main(parts: list[str]) -> int:
     n = int(os.environ.get("BENCH_N", "100000"))
     idle_legs = int(os.environ.get("BENCH_IDLE_LEGS", "5000000"))
     sample = int(os.environ.get("BENCH_BASELINE", "200"))
-    parts = parts or ["builder", "backfill", "idle", "tenants"]
+    report_n = int(os.environ.get("BENCH_REPORT_N", "1000000"))
+    parts = parts or ["builder", "backfill", "idle", "report", "tenants"]
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -65,6 +70,8 @@ def main(parts: list[str]) -> int:
             results.update(idle_poll_ms=poll["db_ms"], idle_detail=poll)
         if "tenants" in parts:
             results.update(tenants.measure(_dir(work, "tenants")))
+        if "report" in parts:
+            results.update(report.measure(report_n, _dir(work, "report")))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     _print(results)
     return 0
@@ -100,6 +107,12 @@ def _print(results: dict[str, Any]) -> None:
         "engine_calls_per_s_per_core",
         "tenants_share_spread",
         "tenants_takeover_s",
+        "report_calls",
+        "report_scan_seconds",
+        "report_seconds",
+        "report_scan_ratio",
+        "report_rss_mb",
+        "report_html_kb",
     ):
         if key not in results:
             continue

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "SQLite call log + built-in CRM emulator + one cycle, then a summary"),
     "emulator": ("emulator", "serve the RetailCRM API emulator for manual tries"),
     "keys": ("keys", "Fernet key file and encrypted API keys for a tenants directory"),
+    "report": ("report", "call and sales report from our tables: text, json, csv or html"),
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -25,6 +25,7 @@ from sync.emulator import Emulator
 from sync.engine.cycle import CycleReport, Progress
 from sync.engine.runner import Runner
 from sync.engine.store import Store
+from sync.report.demo import demo_report
 from sync.sources.cdr_table import create_cdr_table, insert_legs
 from sync.timeutil import utc_to_local, utcnow
 
@@ -77,6 +78,7 @@ class DemoResult:
     crm_calls: list[dict[str, Any]]
     skipped: list[tuple[str, int]]
     seconds: float
+    report_lines: list[str]
 
 
 def write_config(folder: Path, crm_url: str, api_key: str) -> config.Settings:
@@ -134,6 +136,7 @@ def run_demo(
             with progress() as bar:
                 report = runner.once(progress=bar)[0]
             skipped = store.skip_reasons(tenant.name)
+            report_lines = demo_report(emulator, runner, settings, folder)  # issue 14
         finally:
             runner.close()
         return DemoResult(
@@ -146,6 +149,7 @@ def run_demo(
             crm_calls=emulator.calls,
             skipped=skipped,
             seconds=time.monotonic() - started,
+            report_lines=report_lines,
         )
 
 
@@ -245,4 +249,4 @@ def render(result: DemoResult) -> str:
     if result.crm_calls:
         example = samples(result.crm_calls)[0].get("externalId")
         lines.append(f"         retailcrm-sync --config {result.config_path} explain {example}")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *result.report_lines])

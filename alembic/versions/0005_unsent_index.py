@@ -5,7 +5,7 @@ this index holds only pending, sending and failed calls, so that statement stays
 many sent calls ``call_sync`` keeps.
 
 Revision ID: 0005
-Revises: 0003 (0004 is the reports branch's; chained after it once both are in main)
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

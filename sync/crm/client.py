@@ -305,14 +305,23 @@ class RetailCRMClient:
         Pages by ``sinceId`` with ``page=1`` as the official modules do, until a page is
         empty or the last one (spec §7.5). Each request happens when the next page is asked for.
         """
+        return self._history("/api/v5/customers/history", since_id, start_date)
+
+    def orders_history(
+        self, since_id: int | None, *, start_date: str | None = None
+    ) -> Iterator[HistoryPage]:
+        """``orders/history``, followed exactly like ``customers/history`` (analytics §B.2)."""
+        return self._history("/api/v5/orders/history", since_id, start_date)
+
+    def _history(
+        self, path: str, since_id: int | None, start_date: str | None
+    ) -> Iterator[HistoryPage]:
         while True:
             if since_id is not None:
                 flt: JsonDict = {"sinceId": since_id}
             else:
                 flt = {"startDate": start_date} if start_date else {}
-            body = self._get(
-                "/api/v5/customers/history", {"filter": flt, "page": 1, "limit": PAGE_LIMIT}
-            )
+            body = self._get(path, {"filter": flt, "page": 1, "limit": PAGE_LIMIT})
             entries = tuple(body.get("history") or ())
             if not entries:
                 return
@@ -320,6 +329,18 @@ class RetailCRMClient:
             yield HistoryPage(entries=entries, last_id=since_id)
             if _page(body, "history").is_last:
                 return
+
+    def orders(
+        self, filter: Mapping[str, Any], page: int = 1, limit: int = PAGE_LIMIT
+    ) -> Page[JsonDict]:
+        body = self._get("/api/v5/orders", {"filter": filter, "page": page, "limit": limit})
+        return _page(body, "orders")
+
+    def status_groups(self) -> dict[str, str]:
+        """Order status code -> its group code (``cancel`` marks cancelled orders)."""
+        statuses = self._get("/api/v5/reference/statuses").get("statuses") or {}
+        items = statuses if isinstance(statuses, list) else list(statuses.values())
+        return {str(s["code"]): str(s.get("group") or "") for s in items}
 
     def orders_by_customer(self, customer_id: int) -> list[JsonDict]:
         def orders(page: int) -> Page[JsonDict]:

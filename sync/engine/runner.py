@@ -28,6 +28,7 @@ from sync.crm import RetailCRMClient
 from sync.engine.clients import ClientCache
 from sync.engine.customers import CustomerMap, MapReport
 from sync.engine.cycle import CycleOutcome, CycleReport, Progress, ResyncWindow, TenantCycle
+from sync.engine.orders import OrderMirror
 from sync.engine.store import Store, TenantState, this_owner
 from sync.engine.turns import due_first, may_be_idle, merged, unchanged
 from sync.errors import first_line
@@ -259,8 +260,8 @@ class Runner:
     def refresh_customers(
         self, tenants: Sequence[str] | None = None, *, older_than: float | None = None
     ) -> list[MapReport]:
-        """Refresh each tenant's customer map on the worker pool, skipping those refreshed
-        within ``older_than`` s (one statement tells which).
+        """Refresh each tenant's customer map, then its orders mirror, on the worker pool,
+        skipping those refreshed within ``older_than`` s (one statement tells which).
 
         The daemon calls it on its own schedule; ``once`` (cron, timers) calls it with
         ``customers_interval`` so the map stays fresh without a daemon.
@@ -281,7 +282,13 @@ class Runner:
             try:
                 with self.clients.use(tenant) as client:
                     cmap = CustomerMap(settings, tenant, self.store, client, self.stop, self.clock)
-                    return cmap.refresh()
+                    report = cmap.refresh()
+                    # The report's orders mirror follows on the same schedule (design §7). Its
+                    # failure is logged and kept in sync_run (kind "orders"); it never fails
+                    # the map's report or the sync.
+                    if not self.stop.is_set():
+                        self._orders(settings, tenant, client)
+                    return report
             except Exception as exc:
                 report = MapReport(tenant.name, error=first_line(exc, with_type=True))
                 logger.opt(exception=exc).error(report.summary())
@@ -293,6 +300,14 @@ class Runner:
 
         self.bounded(chosen, refresh, done)
         return [reports[t.name] for t in chosen if t.name in reports]
+
+    def _orders(self, settings: Settings, tenant: TenantSettings, client: RetailCRMClient) -> None:
+        try:
+            OrderMirror(settings, tenant, self.store, client, self.stop, self.clock).refresh()
+        except Exception as exc:  # it logs its own failures; this is the last net
+            logger.opt(exception=exc).error(
+                f"tenant {tenant.name}: orders refresh failed: {first_line(exc, with_type=True)}"
+            )
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
