@@ -219,7 +219,7 @@ class Runner:
             logger.warning(f"cannot read the tenants' turns: {first_line(exc, with_type=True)}")
             return tenants
         by_name = {t.name: t for t in tenants}
-        return [by_name[n] for n in due_first(by_name, next_runs)]
+        return [by_name[n] for n in due_first(by_name, next_runs, self.owner)]
 
     def bounded(
         self,

@@ -5,6 +5,7 @@ Pure: no I/O. The runner asks the store for ``next_run_at`` and hands it here.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -27,13 +28,24 @@ COUNTS = (
 )
 
 
-def due_first(names: Iterable[str], next_run: Mapping[str, datetime | None]) -> list[str]:
-    """Never-run tenants first, then by ``next_run_at`` oldest first; ties by name.
+def due_first(
+    names: Iterable[str], next_run: Mapping[str, datetime | None], salt: str = ""
+) -> list[str]:
+    """Never-run tenants first, then by ``next_run_at`` oldest first.
 
     A tenant that yielded its slice has ``next_run_at`` = the end of that slice, older than
-    any tenant that finished (now + interval), so it is first in line next tick.
+    any tenant that finished (now + interval), so it is first in line next tick. Ties (idle
+    tenants share one ``next_run_at``) go in an order of their own per ``salt`` (the process):
+    several processes then start on different tenants instead of queueing behind each other's
+    leases, and share the work more evenly.
     """
-    return sorted(names, key=lambda n: (next_run.get(n) is not None, next_run.get(n) or _EPOCH, n))
+
+    def key(name: str) -> tuple[bool, datetime, str]:
+        at = next_run.get(name)
+        spread = hashlib.blake2b(f"{salt}/{name}".encode(), digest_size=8).hexdigest()
+        return (at is not None, at or _EPOCH, spread if salt else name)
+
+    return sorted(names, key=key)
 
 
 def merged(first: CycleReport, later: CycleReport) -> CycleReport:

@@ -136,6 +136,16 @@ def test_due_tenants_never_run_first_then_oldest() -> None:
     assert due_first(["a", "b", "c", "d"], at) == ["a", "d", "c", "b"]
 
 
+def test_ties_go_in_an_order_of_each_process_own() -> None:
+    same = datetime(2026, 1, 1, 9)
+    names = [f"t{i:03d}" for i in range(50)]
+    at = dict.fromkeys(names, same) | {"late": datetime(2026, 1, 1, 10)}
+    one, two = due_first([*names, "late"], at, "host:1"), due_first([*names, "late"], at, "host:2")
+    assert one[-1] == two[-1] == "late", "next_run_at still decides"
+    assert sorted(one) == sorted(two) and one != two
+    assert due_first(names, at, "host:1") == due_first(names, at, "host:1"), "stable"
+
+
 def test_slices_of_one_tenant_make_one_report() -> None:
     first = CycleReport("t", read=10, sent=4, new=10)
     first.yielded = True
