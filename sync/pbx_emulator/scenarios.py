@@ -1,0 +1,471 @@
+"""One description per scripted call, two renderings: the AMI events Asterisk emits while the
+call happens, and the CDR legs it writes afterwards (spec/realtime-bridge.md B3, B5).
+
+Both come from the same object, so the live events and the later upload of a call agree on
+``linkedid`` (the upload's ``externalId``), the extensions and the numbers. Issue #13 (pop-ups)
+extends this module with more shapes; the emulator only plays what it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sync.calls.legs import Leg
+
+Event = dict[str, str]
+
+OUTCOMES = ("answered", "busy", "no answer", "failed")
+_DIAL_STATUS = {
+    "answered": "ANSWER",
+    "busy": "BUSY",
+    "no answer": "NOANSWER",
+    "failed": "CHANUNAVAIL",
+}
+_DISPOSITION = {
+    "answered": "ANSWERED",
+    "busy": "BUSY",
+    "no answer": "NO ANSWER",
+    "failed": "FAILED",
+}
+_ORIGINATE_REASON = {"answered": "4", "busy": "5", "no answer": "3", "failed": "0"}
+
+
+def _channel_event(name: str, channel: str, uniqueid: str, linkedid: str, **extra: str) -> Event:
+    return {
+        "Event": name,
+        "Channel": channel,
+        "Uniqueid": uniqueid,
+        "Linkedid": linkedid,
+        **extra,
+    }
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    """B3 (iii): extension dials a customer through the trunk."""
+
+    linkedid: str
+    extension: str
+    number: str
+    """What the extension dialled (the dial string)."""
+    start: datetime
+    outcome: str = "answered"
+    ring_seconds: int = 5
+    talk_seconds: int = 30
+    trunk: str = "beltelecom"
+    seq: int = 1
+
+    @property
+    def caller_channel(self) -> str:
+        return f"PJSIP/{self.extension}-{self.seq:08x}"
+
+    @property
+    def trunk_channel(self) -> str:
+        return f"PJSIP/{self.trunk}-{self.seq + 1:08x}"
+
+    @property
+    def trunk_uniqueid(self) -> str:
+        return f"{self.linkedid}.t"
+
+    def talk(self) -> int:
+        return self.talk_seconds if self.outcome == "answered" else 0
+
+    def events(self) -> list[Event]:
+        lid, ext, num = self.linkedid, self.extension, self.number
+        caller, trunk, tid = self.caller_channel, self.trunk_channel, self.trunk_uniqueid
+        status = _DIAL_STATUS[self.outcome]
+        events = [
+            _channel_event(
+                "Newchannel",
+                caller,
+                lid,
+                lid,
+                CallerIDNum=ext,
+                Exten=num,
+                Context="from-internal",
+                ChannelState="4",
+                ChannelStateDesc="Ring",
+            ),
+            _channel_event(
+                "Newchannel",
+                trunk,
+                tid,
+                lid,
+                CallerIDNum=num,
+                Exten=num,
+                Context="from-trunk",
+                ChannelState="0",
+                ChannelStateDesc="Down",
+            ),
+            {
+                "Event": "DialBegin",
+                "Channel": caller,
+                "Uniqueid": lid,
+                "Linkedid": lid,
+                "CallerIDNum": ext,
+                "DestChannel": trunk,
+                "DestUniqueid": tid,
+                "DestLinkedid": lid,
+                "DestCallerIDNum": num,
+                "DialString": f"{self.trunk}/{num}",
+            },
+        ]
+        if self.outcome in ("answered", "no answer"):
+            events.append(
+                _channel_event(
+                    "Newstate", trunk, tid, lid, ChannelState="5", ChannelStateDesc="Ringing"
+                )
+            )
+        events.append(
+            {
+                "Event": "DialEnd",
+                "Channel": caller,
+                "Uniqueid": lid,
+                "Linkedid": lid,
+                "DestChannel": trunk,
+                "DestUniqueid": tid,
+                "DestLinkedid": lid,
+                "DialStatus": status,
+            }
+        )
+        if self.outcome == "answered":
+            events.append(
+                _channel_event("Newstate", trunk, tid, lid, ChannelState="6", ChannelStateDesc="Up")
+            )
+        events += [
+            _channel_event("Hangup", trunk, tid, lid, Cause="16"),
+            _channel_event("Hangup", caller, lid, lid, Cause="16"),
+        ]
+        return events
+
+    def legs(self) -> list[Leg]:
+        talk = self.talk()
+        ring = self.ring_seconds if self.outcome != "busy" else 1
+        return [
+            Leg(
+                uniqueid=self.linkedid,
+                linkedid=self.linkedid,
+                sequence=self.seq,
+                start=self.start,
+                answer=self.start + timedelta(seconds=ring) if talk else None,
+                end=self.start + timedelta(seconds=ring + talk),
+                src=self.extension,
+                dst=self.number,
+                clid=f'"{self.extension}" <{self.extension}>',
+                channel=self.caller_channel,
+                dstchannel=self.trunk_channel,
+                lastapp="Dial",
+                disposition=_DISPOSITION[self.outcome],
+                duration=ring + talk,
+                billsec=talk,
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class RingGroupCall:
+    """B3 (i): a customer calls a DID; several extensions ring, one (or none) answers."""
+
+    linkedid: str
+    caller: str
+    did: str
+    extensions: tuple[str, ...]
+    start: datetime
+    answered_by: str | None = None
+    ring_seconds: int = 8
+    talk_seconds: int = 40
+    trunk: str = "beltelecom"
+    seq: int = 1
+
+    @property
+    def trunk_channel(self) -> str:
+        return f"PJSIP/{self.trunk}-{self.seq:08x}"
+
+    def member_channel(self, index: int) -> tuple[str, str]:
+        ext = self.extensions[index]
+        return f"PJSIP/{ext}-{self.seq + 1 + index:08x}", f"{self.linkedid}.{index + 1}"
+
+    def events(self) -> list[Event]:
+        lid, trunk = self.linkedid, self.trunk_channel
+        events = [
+            _channel_event(
+                "Newchannel",
+                trunk,
+                lid,
+                lid,
+                CallerIDNum=self.caller,
+                Exten=self.did,
+                Context="from-trunk",
+                ChannelState="4",
+                ChannelStateDesc="Ring",
+            ),
+        ]
+        members = [self.member_channel(i) for i in range(len(self.extensions))]
+        for (channel, uid), ext in zip(members, self.extensions, strict=True):
+            events.append(
+                _channel_event(
+                    "Newchannel",
+                    channel,
+                    uid,
+                    lid,
+                    CallerIDNum=ext,
+                    ConnectedLineNum=self.caller,
+                    ChannelState="0",
+                    ChannelStateDesc="Down",
+                )
+            )
+            events.append(
+                {
+                    "Event": "DialBegin",
+                    "Channel": trunk,
+                    "Uniqueid": lid,
+                    "Linkedid": lid,
+                    "CallerIDNum": self.caller,
+                    "DestChannel": channel,
+                    "DestUniqueid": uid,
+                    "DestLinkedid": lid,
+                    "DestCallerIDNum": ext,
+                }
+            )
+        for channel, uid in members:
+            events.append(
+                _channel_event(
+                    "Newstate",
+                    channel,
+                    uid,
+                    lid,
+                    ChannelState="5",
+                    ChannelStateDesc="Ringing",
+                    ConnectedLineNum=self.caller,
+                )
+            )
+        for (channel, uid), ext in zip(members, self.extensions, strict=True):
+            status = (
+                "ANSWER"
+                if ext == self.answered_by
+                else ("CANCEL" if self.answered_by else "NOANSWER")
+            )
+            events.append(
+                {
+                    "Event": "DialEnd",
+                    "Channel": trunk,
+                    "Uniqueid": lid,
+                    "Linkedid": lid,
+                    "DestChannel": channel,
+                    "DestUniqueid": uid,
+                    "DestLinkedid": lid,
+                    "DialStatus": status,
+                }
+            )
+            if ext != self.answered_by:
+                events.append(_channel_event("Hangup", channel, uid, lid, Cause="26"))
+        for (channel, uid), ext in zip(members, self.extensions, strict=True):
+            if ext == self.answered_by:
+                events.append(_channel_event("Hangup", channel, uid, lid, Cause="16"))
+        events.append(_channel_event("Hangup", trunk, lid, lid, Cause="16"))
+        return events
+
+    def legs(self) -> list[Leg]:
+        legs = []
+        talk = self.talk_seconds if self.answered_by else 0
+        for index, ext in enumerate(self.extensions):
+            channel, _ = self.member_channel(index)
+            answered = ext == self.answered_by
+            legs.append(
+                Leg(
+                    uniqueid=self.linkedid,
+                    linkedid=self.linkedid,
+                    sequence=self.seq + index,
+                    start=self.start,
+                    answer=self.start + timedelta(seconds=self.ring_seconds) if answered else None,
+                    end=self.start
+                    + timedelta(seconds=self.ring_seconds + (talk if answered else 0)),
+                    src=self.caller,
+                    dst=self.did,
+                    clid=f'"{self.caller}" <{self.caller}>',
+                    channel=self.trunk_channel,
+                    dstchannel=channel,
+                    lastapp="Dial",
+                    disposition="ANSWERED" if answered else "NO ANSWER",
+                    duration=self.ring_seconds + (talk if answered else 0),
+                    billsec=talk if answered else 0,
+                    did=self.did,
+                )
+            )
+        return legs
+
+
+@dataclass(frozen=True)
+class ClickCall:
+    """B5: the call an ``Originate`` makes: the manager's phone rings first through a Local
+    channel; once answered the customer's number is dialled. ``linkedid`` is the click's
+    ``ChannelId``, so the call's CDR, its events and the upload all carry it."""
+
+    linkedid: str
+    action_id: str
+    extension: str
+    number: str
+    start: datetime
+    outcome: str = "answered"
+    """What the manager's phone does: answered (then the customer answers), busy, no answer,
+    failed (phone offline)."""
+    ring_seconds: int = 3
+    talk_seconds: int = 25
+    trunk: str = "beltelecom"
+    context: str = "originate-skipvm"
+    seq: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def local(self) -> str:
+        return f"Local/{self.extension}@{self.context}-{self.seq:08x}"
+
+    @property
+    def phone_channel(self) -> str:
+        return f"PJSIP/{self.extension}-{self.seq + 1:08x}"
+
+    def customer_leg(self) -> OutboundCall:
+        """The second half: the Local channel dials the customer like an extension would."""
+        return OutboundCall(
+            linkedid=self.linkedid,
+            extension=self.extension,
+            number=self.number,
+            start=self.start + timedelta(seconds=self.ring_seconds),
+            talk_seconds=self.talk_seconds,
+            trunk=self.trunk,
+            seq=self.seq + 2,
+        )
+
+    def events(self) -> list[Event]:
+        lid, ext = self.linkedid, self.extension
+        half1, half2, phone = f"{self.local};1", f"{self.local};2", self.phone_channel
+        uid2, uid_phone = f"{lid};2", f"{lid}.p"
+        events = [
+            _channel_event(
+                "Newchannel",
+                half1,
+                lid,
+                lid,
+                CallerIDNum=self.number,
+                Exten=self.number,
+                Context="from-internal",
+                ChannelState="0",
+                ChannelStateDesc="Down",
+            ),
+            _channel_event(
+                "Newchannel",
+                half2,
+                uid2,
+                lid,
+                CallerIDNum=self.number,
+                Exten=ext,
+                Context=self.context,
+                ChannelState="4",
+                ChannelStateDesc="Ring",
+            ),
+            _channel_event(
+                "Newchannel",
+                phone,
+                uid_phone,
+                lid,
+                CallerIDNum=ext,
+                ConnectedLineNum=self.number,
+                ChannelState="0",
+                ChannelStateDesc="Down",
+            ),
+            {
+                "Event": "DialBegin",
+                "Channel": half2,
+                "Uniqueid": uid2,
+                "Linkedid": lid,
+                "DestChannel": phone,
+                "DestUniqueid": uid_phone,
+                "DestLinkedid": lid,
+                "DestCallerIDNum": ext,
+            },
+        ]
+        if self.outcome in ("answered", "no answer"):
+            events.append(
+                _channel_event(
+                    "Newstate", phone, uid_phone, lid, ChannelState="5", ChannelStateDesc="Ringing"
+                )
+            )
+        events.append(
+            {
+                "Event": "DialEnd",
+                "Channel": half2,
+                "Uniqueid": uid2,
+                "Linkedid": lid,
+                "DestChannel": phone,
+                "DestUniqueid": uid_phone,
+                "DestLinkedid": lid,
+                "DialStatus": _DIAL_STATUS[self.outcome],
+            }
+        )
+        events.append(
+            {
+                "Event": "OriginateResponse",
+                "ActionID": self.action_id,
+                "Response": "Success" if self.outcome == "answered" else "Failure",
+                "Channel": half1,
+                "Context": "from-internal",
+                "Exten": self.number,
+                "Reason": _ORIGINATE_REASON[self.outcome],
+                "Uniqueid": lid,
+                "CallerIDNum": self.number,
+                "CallerIDName": self.number,
+            }
+        )
+        if self.outcome == "answered":
+            customer = self.customer_leg()
+            # the customer's leg starts on the Local ;1 half, not on a phone
+            events += [
+                {**e, "Channel": half1} if e.get("Channel") == customer.caller_channel else e
+                for e in customer.events()
+                if not (
+                    e["Event"] in ("Newchannel", "Hangup")
+                    and e.get("Channel") == customer.caller_channel
+                )
+            ]
+        events += [
+            _channel_event("Hangup", phone, uid_phone, lid, Cause="16"),
+            _channel_event("Hangup", half2, uid2, lid, Cause="16"),
+            _channel_event("Hangup", half1, lid, lid, Cause="16"),
+        ]
+        return events
+
+    def legs(self) -> list[Leg]:
+        """What the CDR keeps: the manager leg, then (answered) the customer leg of ;1."""
+        manager_talk = self.talk_seconds + self.ring_seconds if self.outcome == "answered" else 0
+        legs = [
+            Leg(
+                uniqueid=f"{self.linkedid};2",
+                linkedid=self.linkedid,
+                sequence=self.seq,
+                start=self.start,
+                answer=self.start + timedelta(seconds=self.ring_seconds) if manager_talk else None,
+                end=self.start + timedelta(seconds=self.ring_seconds + manager_talk),
+                src=self.number,
+                dst=self.extension,
+                clid=f'"{self.number}" <{self.number}>',
+                channel=f"{self.local};2",
+                dstchannel=self.phone_channel,
+                lastapp="Dial",
+                disposition=_DISPOSITION[self.outcome],
+                duration=self.ring_seconds + manager_talk,
+                billsec=manager_talk,
+            )
+        ]
+        if self.outcome == "answered":
+            customer = self.customer_leg().legs()[0]
+            legs.append(
+                Leg(
+                    **{
+                        **{name: getattr(customer, name) for name in Leg.__slots__},
+                        "uniqueid": self.linkedid,
+                        "channel": f"{self.local};1",
+                    }
+                )
+            )
+        return legs
