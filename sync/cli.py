@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "source": ("source", "the PBX call log: recommended indexes (source indexes [--apply])"),
     "demo": ("demo", "SQLite call log + built-in CRM emulator + one cycle, then a summary"),
     "emulator": ("emulator", "serve the RetailCRM API emulator for manual tries"),
+    "serve": ("serve", "the live bridge: click-to-call, RetailCRM callbacks, /metrics"),
+    "pbx-emulator": ("pbx_emulator", "serve the Asterisk AMI emulator for manual tries"),
 }
 
 Handler = Callable[[argparse.Namespace], int]

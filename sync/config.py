@@ -590,15 +590,15 @@ class _Parser:
             self.problem(t.key("http_url"), "required when method = 'http'")
         if http_url and _http_url(re.sub(r"{\w+}", "x", http_url)):
             self.problem(t.key("http_url"), "must be an http(s) URL template")
+        formats = _one_of("e164", "national", "international")
+        dial_format: str = t.get("dial_format", str, d.dial_format, formats)
         settings = OriginateSettings(
             method=method,  # type: ignore[arg-type]
             channel=t.get("channel", str, d.channel, _template("extension", required="extension")),
             context=t.get("context", str, d.context, _ami_value),
             caller_id=t.get("caller_id", str, d.caller_id, _template("phone", "extension")),
             timeout_seconds=t.get("timeout_seconds", int, d.timeout_seconds, _between(5, 300)),
-            dial_format=t.get(  # type: ignore[arg-type]
-                "dial_format", str, d.dial_format, _one_of("e164", "national", "international")
-            ),
+            dial_format=dial_format,  # type: ignore[arg-type]
             allow=tuple(t.get("allow", list, [], _regex_list)),
             http_url=http_url,
             http_secret=self.secret(t, "http_secret", required=False),

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from models import CallSync
 from sync import config, db, logs
 from sync.calls.demo_cdr import generate_legs
-from sync.commands.register import make_client, register_tenant
+from sync.crm.factory import one_off_client
+from sync.crm.module import register_tenant
 from sync.emulator import Emulator
 from sync.engine.cycle import CycleReport, Progress
 from sync.engine.runner import Runner
@@ -143,7 +144,7 @@ def run_demo(
         db.upgrade(engine)
         store = Store(engine)
         store.ensure_tenants([tenant.name])
-        with make_client(settings, tenant) as client:
+        with one_off_client(settings, tenant) as client:
             registered = register_tenant(store, tenant, client)
         runner = Runner(settings, engine=engine)
         try:

@@ -175,7 +175,11 @@ class AmiClient:
 
     def _fail_waiting(self) -> None:
         """Every action still waiting fails now; none is ever sent again."""
-        for future in [*self._pending.values(), *self._list_done.values()]:
+        futures: list[asyncio.Future[Message] | asyncio.Future[list[Message]]] = [
+            *self._pending.values(),
+            *self._list_done.values(),
+        ]
+        for future in futures:
             if not future.done():
                 future.set_exception(
                     AmiUnavailable("AMI connection lost; the action was not re-sent")

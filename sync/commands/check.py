@@ -19,9 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sync import config, db, logs
 from sync.commands.common import _safe_url, _short
-from sync.commands.register import FAIL, OK, WARN, make_client, stored_codes
 from sync.config import Settings, TenantSettings
 from sync.crm import AccountNotFoundError, AuthError, CRMError, RetailCRMClient, TransportError
+from sync.crm.factory import one_off_client
+from sync.crm.module import FAIL, OK, WARN, stored_codes
 from sync.crm.types import Credentials
 from sync.sources import Source, SourceError, open_source
 from sync.sources.indexes import missing_indexes
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     check_own_database(settings, report)
     check_source(settings, report)
     for index, tenant in enumerate(settings.tenants):
-        with make_client(settings, tenant) as client:
+        with one_off_client(settings, tenant) as client:
             TenantChecks(index, tenant, client, report).run()
     return 1 if report.failed else 0
 

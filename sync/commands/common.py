@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sync import config, db, logs
 from sync.cli import CliError
+from sync.engine.cycle import CycleReport
 
 
 def load_settings(args: argparse.Namespace) -> config.Settings:
@@ -52,3 +54,17 @@ def _short(exc: BaseException) -> str:
     """First line of a driver error, without SQLAlchemy's background link."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def check_tenants(settings: config.Settings, names: Sequence[str] | None) -> None:
+    """Unknown tenant names are usage errors (exit 2), not silently ignored."""
+    known = {t.name for t in settings.tenants}
+    for name in names or ():
+        if name not in known:
+            raise CliError(f"unknown tenant {name!r} (configured: {', '.join(sorted(known))})", 2)
+
+
+def exit_code(reports: list[CycleReport]) -> int:
+    """0 when every tenant finished cleanly; 1 when calls failed or a tenant errored."""
+    bad = any(r.failed or r.dead or r.outcome in ("error", "paused", "lease-lost") for r in reports)
+    return 1 if bad else 0

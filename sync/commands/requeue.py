@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sync.commands.common import load_settings, open_database, start_logging
-from sync.commands.once import check_tenants
+from sync.commands.common import check_tenants, load_settings, open_database, start_logging
 from sync.engine.store import Store
 from sync.timeutil import utcnow
 

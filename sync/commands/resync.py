@@ -9,8 +9,13 @@ import sys
 from datetime import UTC, datetime
 
 from sync.cli import CliError
-from sync.commands.common import load_settings, open_database, start_logging
-from sync.commands.once import check_tenants, exit_code
+from sync.commands.common import (
+    check_tenants,
+    exit_code,
+    load_settings,
+    open_database,
+    start_logging,
+)
 from sync.commands.progress import upload_bar
 from sync.config import Settings
 from sync.engine.cycle import Window, derive

@@ -35,6 +35,7 @@ ACTION_CLASSES: dict[str, frozenset[str]] = {
     "queuepause": frozenset({"agent"}),
     "extensionstate": frozenset({"call", "reporting"}),
 }
+DEMO_EXTENSIONS = tuple(str(number) for number in range(101, 121))
 OPEN_ACTIONS = ("Ping", "Events", "Logoff", "ListCommands", "Login")
 Event = Mapping[str, str]
 
@@ -58,7 +59,7 @@ class PbxEmulator:
         secret: str,
         username: str = "retailcrm",
         *,
-        extensions: Iterable[str] = (str(n) for n in range(101, 121)),
+        extensions: Iterable[str] = DEMO_EXTENSIONS,
         dialplan: Mapping[str, str] | None = None,
         write_classes: Iterable[str] = ("originate", "call", "reporting", "agent"),
         event_gap: float = 0.0,
@@ -190,7 +191,7 @@ class PbxEmulator:
         if self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._play(list(events)), self._loop)
 
-    async def _play(self, events: list[Event]) -> None:
+    async def _play(self, events: Sequence[Event]) -> None:
         for event in events:
             self._track(event)
             for session in list(self._sessions):

@@ -1,0 +1,424 @@
+"""The HTTP side of ``serve``: RetailCRM's callbacks, the dialplan's ``/route``, health, metrics.
+
+Handlers only decide (with the pure rules of ``dialing`` and ``clicks``) and then act: an AMI
+action on the event loop, database and CRM calls in worker threads. Every answer is JSON
+``{"success": ...}``; no answer and no log line ever carries a clientId, token or key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from sync.ami import AmiClient, AmiError, AmiUnavailable, Message
+from sync.bridge.clicks import (
+    Click,
+    Dedup,
+    check_caller,
+    http_originate_url,
+    new_click_id,
+    originate_fields,
+    originate_reason,
+)
+from sync.bridge.dialing import Refusal, dial_string, dialable_e164, phone_text_problem
+from sync.bridge.directory import LiveTenant, TenantDirectory
+from sync.bridge.metrics import Metrics
+from sync.config import ServeSettings, Settings
+from sync.crm import CRMError
+from sync.crm.factory import one_off_client
+from sync.engine.customers import CustomerMap
+from sync.engine.store import Store
+from sync.phones import normalize_phone
+from sync.timeutil import utcnow
+
+ORIGINATE_REPLY_SECONDS = 2.0
+ROUTE_BUDGET_SECONDS = 1.0
+ROUTE_CACHE_SECONDS = 60.0
+HTTP_ORIGINATE_SECONDS = 3.0
+MAX_BODY_BYTES = 64 * 1024
+
+
+def ok() -> JSONResponse:
+    return JSONResponse({"success": True})
+
+
+def fail(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"success": False, "errorMsg": message}, status_code=status)
+
+
+async def params_of(request: Request) -> dict[str, Any]:
+    """Query parameters, then a form or JSON body on top (RetailCRM's method is undocumented)."""
+    params: dict[str, Any] = dict(request.query_params)
+    if request.method != "POST":
+        return params
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ValueError("request body too large")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json" and body:
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("JSON body must be an object")
+        params.update(data)
+    elif body:
+        form = await request.form()
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return params
+
+
+def text(params: dict[str, Any], name: str) -> str:
+    value = params.get(name, "")
+    return value if isinstance(value, str) else str(value)
+
+
+@dataclass
+class Bridge:
+    """Everything the handlers share; one per ``serve`` process (or per test)."""
+
+    settings: Settings
+    store: Store
+    ami: AmiClient | None
+    directory: TenantDirectory = field(init=False)
+    metrics: Metrics = field(init=False)
+    dedup: Dedup = field(init=False)
+    clicks: dict[str, Click] = field(default_factory=dict)
+    refreshing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    refresh_again: set[str] = field(default_factory=set)
+    route_cache: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
+    in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self.directory = TenantDirectory(self.settings, self.store)
+        self.metrics = Metrics(self.store, self.directory.names)
+        self.dedup = Dedup(self.serve.click_dedup_seconds)
+        if self.ami is not None:
+            self.ami.subscribe(self.on_event)
+
+    @property
+    def serve(self) -> ServeSettings:
+        assert self.settings.serve is not None
+        return self.settings.serve
+
+    # -- AMI events --------------------------------------------------------------------------
+
+    def on_event(self, message: Message) -> None:
+        if message.event != "OriginateResponse":
+            return
+        click = self.clicks.pop(message.action_id, None)
+        if click is None:
+            return
+        reason = originate_reason(message.get("Response") == "Success", message.get("Reason"))
+        self.metrics.originate.labels(click.tenant, reason).inc()
+        logger.info(
+            f"click {click.click_id}: tenant {click.tenant}, extension {click.extension}: "
+            f"originate {reason} (Reason {message.get('Reason') or '-'})"
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def tenant_for(self, params: dict[str, Any], route: str) -> LiveTenant | None:
+        client_id = text(params, "clientId")
+        tenant = await asyncio.to_thread(self.directory.by_client_id, client_id)
+        if tenant is None:
+            logger.warning(f"{route}: unknown clientId refused (value not logged)")
+        return tenant
+
+    # -- /make-call --------------------------------------------------------------------------
+
+    async def make_call(self, request: Request) -> Response:
+        params = await params_of(request)
+        tenant = await self.tenant_for(params, "make-call")
+        if tenant is None:
+            self.metrics.clicks.labels("-", "refused").inc()
+            return fail(403, "unknown clientId")
+        answer = await self._make_call(tenant, params)
+        result = {200: "queued", 208: "duplicate"}.get(answer.status_code)
+        if result is None:
+            result = "refused" if answer.status_code < 500 else "failed"
+        self.metrics.clicks.labels(tenant.name, result).inc()
+        if answer.status_code == 208:
+            return ok()
+        return answer
+
+    async def _make_call(self, tenant: LiveTenant, params: dict[str, Any]) -> Response:
+        if not tenant.enabled:
+            return fail(403, "the integration module is inactive or frozen in RetailCRM")
+        code, phone = text(params, "code"), text(params, "phone")
+        refusal = check_caller(tenant.settings.extensions, code, text(params, "userId"))
+        if refusal is not None:
+            logger.warning(f"make-call: tenant {tenant.name}: {refusal.reason} (code {code!r})")
+            return fail(refusal.status, refusal.reason)
+        pbx, originate = self.settings.pbx, self.settings.originate
+        e164 = dialable_e164(
+            phone,
+            country=pbx.country,
+            extension_pattern=pbx.extension_pattern,
+            allow=originate.allow,
+        )
+        if isinstance(e164, Refusal):
+            logger.warning(f"make-call: tenant {tenant.name}, extension {code}: {e164.reason}")
+            return fail(e164.status, e164.reason)
+        if not self.dedup.first(tenant.name, code, e164):
+            return JSONResponse({"success": True}, status_code=208)
+        dial = dial_string(
+            e164,
+            dial_format=originate.dial_format,
+            country=pbx.country,
+            dial_prefixes=pbx.dial_prefixes,
+        )
+        act = self._originate_ami if originate.method == "ami" else self._originate_http
+        answer = await act(tenant, code, dial, e164)
+        if answer.status_code != 200:
+            self.dedup.forget(tenant.name, code, e164)
+        return answer
+
+    async def _originate_ami(self, tenant: LiveTenant, code: str, dial: str, e164: str) -> Response:
+        if self.ami is None or not self.ami.connected:
+            return fail(503, "PBX not connected")
+        click_id = new_click_id()
+        fields = originate_fields(
+            self.settings.originate, extension=code, dial=dial, e164=e164, click_id=click_id
+        )
+        self.clicks[click_id] = Click(click_id, tenant.name, code, e164)
+        try:
+            reply = await self.ami.send(
+                "Originate", fields, timeout=ORIGINATE_REPLY_SECONDS, action_id=click_id
+            )
+        except AmiUnavailable:
+            self.clicks.pop(click_id, None)
+            return fail(503, "PBX not connected")
+        except AmiError as exc:
+            self.clicks.pop(click_id, None)
+            logger.warning(f"click {click_id}: tenant {tenant.name}: {exc}")
+            return fail(502, "PBX did not answer in time")
+        if not reply.success:
+            self.clicks.pop(click_id, None)
+            message = reply.get("Message") or "refused"
+            logger.warning(f"click {click_id}: tenant {tenant.name}, extension {code}: {message}")
+            return fail(502, f"PBX refused: {message}")
+        if len(self.clicks) > 10_000:  # responses that never came: keep the table bounded
+            for old in list(self.clicks)[:5000]:
+                self.clicks.pop(old, None)
+        logger.info(f"click {click_id}: tenant {tenant.name}, extension {code}: originate queued")
+        return JSONResponse({"success": True, "callExternalId": self._external_id(click_id)})
+
+    def _external_id(self, click_id: str) -> str:
+        return self.settings.pbx.external_id_prefix + click_id
+
+    async def _originate_http(
+        self, tenant: LiveTenant, code: str, dial: str, e164: str
+    ) -> Response:
+        url = http_originate_url(self.settings.originate, extension=code, dial=dial, e164=e164)
+
+        def get() -> int:
+            try:
+                return requests.get(url, timeout=HTTP_ORIGINATE_SECONDS).status_code
+            except requests.RequestException:
+                return 0
+
+        status = await asyncio.to_thread(get)
+        if 200 <= status < 300:
+            logger.info(f"make-call: tenant {tenant.name}, extension {code}: PBX accepted (HTTP)")
+            return ok()
+        logger.warning(
+            f"make-call: tenant {tenant.name}, extension {code}: PBX HTTP originate answered "
+            f"{status or 'nothing'}"
+        )
+        return fail(502, "PBX refused the call" if status else "PBX unreachable")
+
+    # -- /user-status ------------------------------------------------------------------------
+
+    async def user_status(self, request: Request) -> Response:
+        params = await params_of(request)
+        tenant = await self.tenant_for(params, "user-status")
+        if tenant is None:
+            return fail(403, "unknown clientId")
+        code, status = text(params, "code"), text(params, "status")
+        refusal = check_caller(tenant.settings.extensions, code, text(params, "userId"))
+        if refusal is not None:
+            return fail(refusal.status, refusal.reason)
+        if status in self.serve.pause_on_status:
+            paused = True
+        elif status == "free":
+            paused = False
+        else:
+            return ok()
+        if self.ami is None or not self.ami.connected:
+            return fail(503, "PBX not connected")
+        fields = {
+            "Interface": self.serve.queue_interface.replace("{extension}", code),
+            "Paused": "true" if paused else "false",
+            "Reason": f"RetailCRM status {status}",
+        }
+        try:
+            reply = await self.ami.send("QueuePause", fields, timeout=ORIGINATE_REPLY_SECONDS)
+        except AmiUnavailable:
+            return fail(503, "PBX not connected")
+        except AmiError:
+            return fail(502, "PBX did not answer in time")
+        if not reply.success:
+            return fail(502, f"PBX refused: {reply.get('Message') or 'refused'}")
+        logger.info(f"user-status: tenant {tenant.name}, extension {code}: {status}")
+        return ok()
+
+    # -- /activity ---------------------------------------------------------------------------
+
+    async def activity(self, request: Request) -> Response:
+        params = await params_of(request)
+        tenant = await self.tenant_for(params, "activity")
+        if tenant is None:
+            return fail(400, "Wrong data")
+        raw = params.get("activity")
+        try:
+            flags = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            flags = None
+        if (
+            not isinstance(flags, dict)
+            or not isinstance(flags.get("active"), bool)
+            or not isinstance(flags.get("freeze", False), bool)
+        ):
+            return fail(400, "Wrong data")
+        active, frozen = flags["active"], bool(flags.get("freeze", False))
+        await asyncio.to_thread(
+            self.store.set_activity, tenant.name, active=active, frozen=frozen, now=utcnow()
+        )
+        await asyncio.to_thread(self.directory.load)
+        logger.info(f"activity: tenant {tenant.name}: active={active} freeze={frozen}")
+        return ok()
+
+    # -- /trigger/{token} --------------------------------------------------------------------
+
+    async def trigger(self, request: Request) -> Response:
+        tenant = await asyncio.to_thread(self.directory.by_token, request.path_params["token"])
+        if tenant is None:
+            logger.warning("trigger: unknown token refused (value not logged)")
+            return fail(404, "Not found")
+        name = tenant.name
+        running = self.refreshing.get(name)
+        if running is not None and not running.done():
+            self.refresh_again.add(name)  # one more after the running one, never a pile
+        else:
+            self.refreshing[name] = asyncio.create_task(self._refresh(tenant))
+        return ok()
+
+    async def _refresh(self, tenant: LiveTenant) -> None:
+        while True:
+            self.refresh_again.discard(tenant.name)
+            await asyncio.to_thread(self._refresh_now, tenant)
+            if tenant.name not in self.refresh_again:
+                return
+
+    def _refresh_now(self, tenant: LiveTenant) -> None:
+        with one_off_client(self.settings, tenant.settings, budget=30) as client:
+            report = CustomerMap(self.settings, tenant.settings, self.store, client).refresh()
+        logger.info(
+            f"trigger: tenant {tenant.name}: customer map refreshed ({report.error or 'ok'})"
+        )
+
+    # -- /route/{token} ----------------------------------------------------------------------
+
+    async def route(self, request: Request) -> Response:
+        params = await params_of(request)
+        tenant = await asyncio.to_thread(self.directory.by_token, request.path_params["token"])
+        if tenant is None:
+            return PlainTextResponse("", status_code=404)
+        phone = text(params, "phone")
+        if phone_text_problem(phone):
+            return PlainTextResponse("", status_code=404)
+        pbx = self.settings.pbx
+        number = normalize_phone(
+            phone, country=pbx.country, extension_pattern=pbx.extension_pattern
+        ).value
+        if number is None:
+            return PlainTextResponse("", status_code=404)
+        key = (tenant.name, number)
+        cached = self.route_cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            code = cached[1]
+        else:
+            try:
+                code = await asyncio.wait_for(
+                    asyncio.to_thread(self._manager_code, tenant, number), ROUTE_BUDGET_SECONDS
+                )
+            except TimeoutError:
+                return PlainTextResponse("", status_code=404)  # slow: not cached, try next time
+            if len(self.route_cache) > 50_000:
+                self.route_cache.clear()
+            self.route_cache[key] = (now + ROUTE_CACHE_SECONDS, code)
+        if not code:
+            return PlainTextResponse("", status_code=404)
+        return PlainTextResponse(code)
+
+    def _manager_code(self, tenant: LiveTenant, number: str) -> str | None:
+        try:
+            with one_off_client(self.settings, tenant.settings, budget=ROUTE_BUDGET_SECONDS) as c:
+                body = c.manager_by_phone(number, details=False)
+        except CRMError as exc:
+            logger.warning(f"route: tenant {tenant.name}: telephony/manager failed: {exc}")
+            return None
+        manager = body.get("manager")
+        code = manager.get("code") if isinstance(manager, dict) else None
+        return str(code) if code and re.fullmatch(r"[0-9A-Za-z*#]+", str(code)) else None
+
+    # -- /healthz, /metrics ------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        connected = self.ami is not None and self.ami.connected
+        needed = self.settings.originate.method == "ami" or self.ami is not None
+        body = {
+            "ami": "connected" if connected else (self.ami.state if self.ami else "not configured"),
+            "tenants": len(self.settings.tenants),
+        }
+        healthy = connected or not needed
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def metrics_page(self, request: Request) -> Response:
+        self.metrics.ami_connected.set(1 if self.ami is not None and self.ami.connected else 0)
+        payload = await asyncio.to_thread(self.metrics.render)
+        return Response(payload, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _guarded(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Bad bodies are 400, anything unexpected a 500 with a logged reason, never a traceback
+    in the answer (and never the request's parameters in the log)."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return fail(400, f"bad request: {type(exc).__name__}")
+        except Exception:
+            logger.opt(exception=True).error(f"{request.url.path.split('/')[1]}: handler failed")
+            return fail(500, "internal error")
+
+    return wrapped
+
+
+def build_app(bridge: Bridge) -> Starlette:
+    both = ["GET", "POST"]
+    routes = [
+        Route("/make-call", _guarded(bridge.make_call), methods=both),
+        Route("/user-status", _guarded(bridge.user_status), methods=both),
+        Route("/activity", _guarded(bridge.activity), methods=both),
+        Route("/trigger/{token}", _guarded(bridge.trigger), methods=both),
+        Route("/route/{token}", _guarded(bridge.route), methods=both),
+        Route("/healthz", bridge.healthz, methods=["GET"]),
+        Route("/metrics", bridge.metrics_page, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)

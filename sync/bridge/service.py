@@ -1,0 +1,120 @@
+"""``serve`` as a process: one asyncio loop with uvicorn, the AMI connection and sd_notify.
+
+READY goes out once the database answered and the HTTP socket listens; WATCHDOG only while
+both the AMI task (connected or retrying: a down Asterisk is not a reason for systemd to
+restart us) and the HTTP loop are alive. SIGTERM: stop accepting, let requests in flight finish
+(bounded by ``[daemon] stop_timeout``), close AMI, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+from loguru import logger
+
+from jobs.notify import Notifier
+from sync.ami import AmiClient
+from sync.bridge.app import Bridge, build_app
+from sync.config import Settings
+from sync.engine.store import Store
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ours stops it, and it must not re-raise the
+    signal after a graceful stop (that would end the process with -15 instead of 0)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def make_ami(settings: Settings) -> AmiClient | None:
+    if settings.ami is None:
+        return None
+    ami = settings.ami
+    return AmiClient(
+        ami.host,
+        ami.port,
+        ami.username,
+        ami.secret.reveal(),
+        ping_seconds=ami.ping_seconds,
+        connect_timeout=ami.connect_timeout,
+    )
+
+
+def make_server(bridge: Bridge, stop_timeout: float) -> _Server:
+    serve = bridge.serve
+    config = uvicorn.Config(
+        build_app(bridge),
+        host=serve.listen_host,
+        port=serve.listen_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=max(1, int(stop_timeout) - 1),
+        server_header=False,
+    )
+    return _Server(config)
+
+
+async def run_service(settings: Settings, store: Store, notifier: Notifier) -> int:
+    ami = make_ami(settings)
+    bridge = Bridge(settings, store, ami)
+    await asyncio.to_thread(bridge.directory.load)
+    server = make_server(bridge, settings.daemon.stop_timeout)
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if not server.should_exit:
+            logger.info("serve: stopping (finishing requests in flight)")
+            notifier.stopping("finishing requests in flight")
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    ami_task = ami.start() if ami is not None else None
+    http_task = asyncio.create_task(server.serve(), name="http")
+    watchdog = asyncio.create_task(_feed_watchdog(notifier, server, ami_task, http_task))
+    while not server.started and not http_task.done():
+        await asyncio.sleep(0.05)
+    if http_task.done():
+        watchdog.cancel()
+        if ami is not None:
+            await ami.close()
+        http_task.result()  # raises what made uvicorn stop (address in use...)
+        return 1
+    serve = bridge.serve
+    logger.info(f"serve: listening on {serve.listen_host}:{serve.listen_port}")
+    notifier.ready(f"listening on {serve.listen_host}:{serve.listen_port}")
+    try:
+        await http_task
+    finally:
+        watchdog.cancel()
+        if ami is not None:
+            await ami.close()
+        for task in bridge.refreshing.values():
+            task.cancel()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    logger.info("serve: stopped")
+    return 0
+
+
+async def _feed_watchdog(
+    notifier: Notifier,
+    server: uvicorn.Server,
+    ami_task: asyncio.Task[None] | None,
+    http_task: asyncio.Task[None],
+) -> None:
+    period = notifier.watchdog_seconds
+    if period is None:
+        return
+    while True:
+        await asyncio.sleep(period / 3)
+        alive = not http_task.done() and (ami_task is None or not ami_task.done())
+        if alive and server.started:
+            notifier.watchdog()
