@@ -61,47 +61,60 @@ def make_server(bridge: Bridge, stop_timeout: float) -> _Server:
     return _Server(config)
 
 
-async def run_service(settings: Settings, store: Store, notifier: Notifier) -> int:
-    ami = make_ami(settings)
-    bridge = Bridge(settings, store, ami)
-    await asyncio.to_thread(bridge.directory.load)
-    server = make_server(bridge, settings.daemon.stop_timeout)
-    loop = asyncio.get_running_loop()
+class BridgeService:
+    """The running bridge; ``run()`` until ``stop()`` (or SIGTERM when ``signals``)."""
 
-    def stop() -> None:
-        if not server.should_exit:
+    def __init__(self, settings: Settings, store: Store, notifier: Notifier | None = None):
+        self.settings = settings
+        self.notifier = notifier or Notifier({})
+        self.ami = make_ami(settings)
+        self.bridge = Bridge(settings, store, self.ami)
+        self.server = make_server(self.bridge, settings.daemon.stop_timeout)
+        self.port = 0
+
+    def stop(self) -> None:
+        if not self.server.should_exit:
             logger.info("serve: stopping (finishing requests in flight)")
-            notifier.stopping("finishing requests in flight")
-        server.should_exit = True
+            self.notifier.stopping("finishing requests in flight")
+        self.server.should_exit = True
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
-    ami_task = ami.start() if ami is not None else None
-    http_task = asyncio.create_task(server.serve(), name="http")
-    watchdog = asyncio.create_task(_feed_watchdog(notifier, server, ami_task, http_task))
-    while not server.started and not http_task.done():
-        await asyncio.sleep(0.05)
-    if http_task.done():
-        watchdog.cancel()
-        if ami is not None:
-            await ami.close()
-        http_task.result()  # raises what made uvicorn stop (address in use...)
-        return 1
-    serve = bridge.serve
-    logger.info(f"serve: listening on {serve.listen_host}:{serve.listen_port}")
-    notifier.ready(f"listening on {serve.listen_host}:{serve.listen_port}")
-    try:
-        await http_task
-    finally:
-        watchdog.cancel()
-        if ami is not None:
-            await ami.close()
-        for task in bridge.refreshing.values():
-            task.cancel()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-    logger.info("serve: stopped")
-    return 0
+    async def run(self, *, signals: bool = True) -> int:
+        loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.bridge.directory.load)
+        if signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        ami_task = self.ami.start() if self.ami is not None else None
+        http_task = asyncio.create_task(self.server.serve(), name="http")
+        watchdog = asyncio.create_task(
+            _feed_watchdog(self.notifier, self.server, ami_task, http_task)
+        )
+        try:
+            while not self.server.started and not http_task.done():
+                await asyncio.sleep(0.02)
+            if http_task.done():
+                http_task.result()  # raises what made uvicorn stop (address in use...)
+                return 1
+            self.port = self.server.servers[0].sockets[0].getsockname()[1]
+            where = f"{self.settings.serve.listen_host if self.settings.serve else '?'}:{self.port}"
+            logger.info(f"serve: listening on {where}")
+            self.notifier.ready(f"listening on {where}")
+            await http_task
+        finally:
+            watchdog.cancel()
+            if self.ami is not None:
+                await self.ami.close()
+            for task in self.bridge.refreshing.values():
+                task.cancel()
+            if signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+        logger.info("serve: stopped")
+        return 0
+
+
+async def run_service(settings: Settings, store: Store, notifier: Notifier) -> int:
+    return await BridgeService(settings, store, notifier).run()
 
 
 async def _feed_watchdog(

@@ -27,6 +27,8 @@ ACCESS_DENIED = "Access denied."
 NO_TELEPHONY = "Telephony not enabled or not supports calls upload"
 PAGE_LIMITS = (20, 50, 100)
 EVENT_TYPES = frozenset({"in", "out", "hangup"})
+MODULE_ACTIONS = frozenset({"activity"})
+"""Callback actions a module may declare (spec §2; anything else is an invalid choice)."""
 HANGUP_STATUSES = frozenset({"answered", "busy", "cancel", "failed", "no answered"})
 
 
@@ -265,6 +267,20 @@ def _module_problems(code: str, module: JsonDict) -> dict[str, str]:
     integrations = module.get("integrations", {})
     if not isinstance(integrations, dict):
         errors["integrations"] = "This value should be of type object."
+    if "baseUrl" in module and not is_http_url(module["baseUrl"]):
+        errors["baseUrl"] = "This value is not a valid URL."
+    actions = module.get("actions")
+    if actions is not None:
+        if not isinstance(actions, dict):
+            errors["actions"] = "This value should be of type object."
+        else:
+            for name, path in actions.items():
+                if name not in MODULE_ACTIONS:
+                    errors[f"actions[{name}]"] = "The value you selected is not a valid choice."
+                elif not isinstance(path, str) or not path.startswith("/"):
+                    errors[f"actions[{name}]"] = "This value should be a relative path."
+            if not module.get("baseUrl"):
+                errors["baseUrl"] = "This value should not be blank."
     return errors
 
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 from loguru import logger
 
 from sync.emulator.api import ACCESS_DENIED, METHOD_NOT_FOUND, ApiError, ApiRequest, find_route
+from sync.emulator.callbacks import Callbacks
 from sync.emulator.faults import Answer, Faults, html_answer, json_answer
 from sync.emulator.forms import decode_json_fields, form_pairs, nest
 from sync.emulator.state import CrmState, JsonDict
@@ -52,7 +53,7 @@ class RecordedRequest:
     """``header`` (``X-API-KEY``), ``param`` (``apiKey``) or ``None``."""
 
 
-class Emulator(CrmState, Faults):
+class Emulator(CrmState, Faults, Callbacks):
     """A RetailCRM account served on 127.0.0.1, controlled and inspected from Python.
 
     ``Emulator(api_key="test-key")`` starts with that key (label ``default``, every scope,
