@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import requests
 from loguru import logger
@@ -73,8 +74,8 @@ async def params_of(request: Request) -> dict[str, Any]:
             raise ValueError("JSON body must be an object")
         params.update(data)
     elif body:
-        form = await request.form()
-        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        # RetailCRM posts application/x-www-form-urlencoded; no multipart parser needed.
+        params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     return params
 
 
