@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,8 @@ def live_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(AMI_ENV, AMI_SECRET)
 
 
-def start_live(
+@contextmanager
+def live_bridge(
     tmp_path: Path,
     crm: Emulator,
     pbx: PbxEmulator,

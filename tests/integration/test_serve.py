@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
@@ -24,8 +24,8 @@ from tests.live_fixtures import (
     AMI_SECRET,
     Live,
     free_port,
+    live_bridge,
     live_env,  # noqa: F401
-    start_live,
     wait_for,
 )
 
@@ -41,7 +41,8 @@ def pbx() -> Iterator[PbxEmulator]:
 
 @pytest.fixture
 def live(tmp_path: Path, emulator: Emulator, pbx: PbxEmulator) -> Iterator[Live]:  # noqa: F811
-    yield from start_live(tmp_path, emulator, pbx)
+    with live_bridge(tmp_path, emulator, pbx) as running:
+        yield running
 
 
 def connected(live: Live) -> bool:
@@ -146,10 +147,10 @@ def test_repeated_click_is_one_originate(live: Live) -> None:
 
 def test_pbx_refusal_is_502_with_its_message(
     tmp_path: Path,
-    emulator: Emulator,
-    pbx: PbxEmulator,  # noqa: F811
+    emulator: Emulator,  # noqa: F811
+    pbx: PbxEmulator,
 ) -> None:
-    for live in start_live(tmp_path, emulator, pbx, originate='context = "nowhere"'):
+    with live_bridge(tmp_path, emulator, pbx, originate='context = "nowhere"') as live:
         wait_for(lambda: connected(live), "AMI login")
         answer = live.crm.click("101", PHONE, 11)
         assert answer.status == 502
@@ -164,36 +165,39 @@ def test_ami_down_is_503_at_once_and_healthz_says_so(
     emulator: Emulator,  # noqa: F811
 ) -> None:
     closed = free_port()
-    with PbxEmulator(secret=AMI_SECRET) as unused:
-        for live in start_live(tmp_path, emulator, unused, ami_port=closed):
-            assert live.get("/healthz").status_code == 503
-            assert live.get("/healthz").json()["ami"].startswith("unreachable")
-            answer = live.crm.click("101", PHONE, 11)
-            assert answer.status == 503 and answer.body["errorMsg"] == "PBX not connected"
-            # two failed attempts (1 s backoff between), still one line for the state
-            wait_for(
-                lambda: (
-                    sum("unreachable" in line for line in live.logs) >= 1
-                    and live.ami._task is not None
-                ),
-                "the first failed attempt",
-            )
-            assert sum("unreachable" in line for line in live.logs) == 1
-            assert live.serve.thread.is_alive()
+    with (
+        PbxEmulator(secret=AMI_SECRET) as unused,
+        live_bridge(tmp_path, emulator, unused, ami_port=closed) as live,
+    ):
+        assert live.get("/healthz").status_code == 503
+        assert live.get("/healthz").json()["ami"].startswith("unreachable")
+        answer = live.crm.click("101", PHONE, 11)
+        assert answer.status == 503 and answer.body["errorMsg"] == "PBX not connected"
+        # two failed attempts (1 s backoff between), still one line for the state
+        wait_for(
+            lambda: (
+                sum("unreachable" in line for line in live.logs) >= 1 and live.ami._task is not None
+            ),
+            "the first failed attempt",
+        )
+        assert sum("unreachable" in line for line in live.logs) == 1
+        assert live.serve.thread.is_alive()
 
 
 def test_wrong_ami_secret_keeps_serve_running_with_one_line_per_state(
     tmp_path: Path,
     emulator: Emulator,  # noqa: F811
 ) -> None:
-    with PbxEmulator(secret="another-secret") as pbx:
-        for live in start_live(tmp_path, emulator, pbx):
-            wait_for(lambda: len(pbx.actions_named("Login")) >= 2, "a retried login", 20)
-            assert live.get("/healthz").status_code == 503
-            assert sum("login refused" in line for line in live.logs) == 1
-            assert live.crm.click("101", PHONE, 11).status == 503
-            assert all(a.get("Secret") == "***" for a in pbx.actions_named("Login"))
-            assert_no_secrets(live)
+    with (
+        PbxEmulator(secret="another-secret") as pbx,
+        live_bridge(tmp_path, emulator, pbx) as live,
+    ):
+        wait_for(lambda: len(pbx.actions_named("Login")) >= 2, "a retried login", 20)
+        assert live.get("/healthz").status_code == 503
+        assert sum("login refused" in line for line in live.logs) == 1
+        assert live.crm.click("101", PHONE, 11).status == 503
+        assert all(a.get("Secret") == "***" for a in pbx.actions_named("Login"))
+        assert_no_secrets(live)
 
 
 def test_reconnects_after_the_pbx_drops_and_never_resends(live: Live) -> None:
@@ -307,7 +311,7 @@ def test_route_is_404_when_the_crm_is_slow(live: Live) -> None:
 
 
 class _PbxHttp(BaseHTTPRequestHandler):
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
     status = 200
 
     def do_GET(self) -> None:
@@ -325,11 +329,12 @@ def test_http_originate(tmp_path: Path, emulator: Emulator, pbx: PbxEmulator) ->
     url = f"http://127.0.0.1:{server.server_port}/api/makecallexternal"
     originate = (
         'method = "http"\n'
-        f'http_url = "{url}?code={{extension}}&phone={{number}}&e164={{phone}}&clientId={{secret}}"\n'
+        f'http_url = "{url}?code={{extension}}&phone={{number}}'
+        '&e164={phone}&clientId={secret}"\n'
         f'http_secret_env = "TEST_AMI_SECRET"\n'
     )
     try:
-        for live in start_live(tmp_path, emulator, pbx, originate=originate):
+        with live_bridge(tmp_path, emulator, pbx, originate=originate) as live:
             assert live.crm.click("101", PHONE, 11).status == 200
             assert _PbxHttp.seen == [
                 "/api/makecallexternal?code=101&phone=80291234567&e164=%2B375291234567"
