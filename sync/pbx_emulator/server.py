@@ -125,6 +125,10 @@ class PbxEmulator:
                 self._server.close()
             for session in list(self._sessions):
                 session.writer.close()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             loop.stop()
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop)
@@ -222,6 +226,7 @@ class PbxEmulator:
                 if not data:
                     return
                 for message in parser.feed(data):
+                    self._record(message)
                     while self._stalled and not writer.is_closing():
                         await asyncio.sleep(0.05)
                     self._handle(session, message)
@@ -234,13 +239,14 @@ class PbxEmulator:
             self._sessions.discard(session)
             writer.close()
 
+    def _record(self, message: Message) -> None:
+        """Every action as it arrives (a stalled PBX has still received it)."""
+        blanked = tuple((k, "***" if k.lower() == "secret" else v) for k, v in message.headers)
+        with self.lock:
+            self._actions.append(Message(blanked))
+
     def _handle(self, session: _Session, message: Message) -> None:
         name = message.get("Action")
-        record = Message(
-            tuple((k, "***" if k.lower() == "secret" else v) for k, v in message.headers)
-        )
-        with self.lock:
-            self._actions.append(record)
         action_id = message.action_id
         reply: dict[str, str] = {"Response": "Error", "ActionID": action_id}
         lower = name.lower()

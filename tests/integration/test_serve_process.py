@@ -1,0 +1,142 @@
+"""``retailcrm-sync serve`` as a real process, and the CLI around it: SIGTERM finishes the
+request in flight and exits 0; no ``[serve]`` is exit 2; ``register`` sends the callback URLs
+and ``--show-tokens`` prints the trigger URL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from sync import db
+from sync.cli import main
+from sync.emulator import Emulator
+from sync.engine.store import Store
+from sync.pbx_emulator import PbxEmulator
+from tests.crm_fixtures import API_KEY, emulator  # noqa: F401
+from tests.engine_fixtures import KEY_ENV, write_config
+from tests.live_fixtures import AMI_ENV, AMI_SECRET, USERS, free_port, live_config, wait_for
+
+pytestmark = pytest.mark.integration
+PROGRAM = Path(sys.executable).with_name("retailcrm-sync")
+
+
+@pytest.fixture
+def pbx() -> Iterator[PbxEmulator]:
+    with PbxEmulator(secret=AMI_SECRET) as server:
+        yield server
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, KEY_ENV: API_KEY, AMI_ENV: AMI_SECRET}
+
+
+def prepared(tmp_path: Path, crm: Emulator, pbx: PbxEmulator, port: int) -> Path:
+    for ext, user in USERS.items():
+        crm.add_user(user, f"User {ext}")
+    path = live_config(tmp_path, crm, port=port, ami_port=pbx.port)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'sync.db'}")
+    db.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def test_serve_without_a_serve_table_exits_2(
+    tmp_path: Path,
+    emulator: Emulator,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    path = write_config(tmp_path, db_url=f"sqlite:///{tmp_path}/s.db", crm_url=emulator.base_url)
+    assert main(["--config", str(path), "serve"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no [serve] table" in err[0]
+
+
+def test_register_sends_the_callbacks_and_shows_tokens(
+    tmp_path: Path,
+    emulator: Emulator,  # noqa: F811
+    pbx: PbxEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    monkeypatch.setenv(AMI_ENV, AMI_SECRET)
+    port = free_port()
+    path = prepared(tmp_path, emulator, pbx, port)
+    assert main(["--config", str(path), "register"]) == 0
+    module = emulator.module("asterisk")
+    assert module is not None
+    telephony = module["integrations"]["telephony"]
+    assert telephony["makeCallUrl"] == f"http://127.0.0.1:{port}/make-call"
+    assert telephony["changeUserStatusUrl"] == f"http://127.0.0.1:{port}/user-status"
+    assert module["baseUrl"] == f"http://127.0.0.1:{port}"
+    assert module["actions"] == {"activity": "/activity"}
+    assert telephony["inputEventSupported"] is True
+    capsys.readouterr()
+    assert main(["--config", str(path), "register", "--show-tokens"]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'sync.db'}")
+    state = Store(engine).tenant("shop")
+    engine.dispose()
+    assert state is not None and state.trigger_token
+    assert line == f"tenant shop: http://127.0.0.1:{port}/trigger/{state.trigger_token}"
+    # registering again keeps the token and the clientId
+    assert main(["--config", str(path), "register"]) == 0
+    assert emulator.module("asterisk")["clientId"] == state.client_id  # type: ignore[index]
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(
+    tmp_path: Path,
+    emulator: Emulator,  # noqa: F811
+    pbx: PbxEmulator,
+) -> None:
+    port = free_port()
+    path = prepared(tmp_path, emulator, pbx, port)
+    env = environment()
+    subprocess.run(
+        [str(PROGRAM), "--config", str(path), "register"], env=env, check=True, capture_output=True
+    )
+    process = subprocess.Popen(
+        [str(PROGRAM), "--config", str(path), "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            try:
+                return requests.get(base + "/healthz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(healthy, "serve to be up and connected", 30)
+        pbx.stall()  # the Originate will wait for its answer (2 s) while we send SIGTERM
+        answers: list[int] = []
+        clicking = threading.Thread(
+            target=lambda: answers.append(emulator.click("101", "+375291234567", 11).status)
+        )
+        clicking.start()
+        wait_for(lambda: pbx.actions_named("Originate"), "the Originate to reach the PBX")
+        process.send_signal(signal.SIGTERM)
+        clicking.join(30)
+        assert answers == [502]  # answered (no answer from the PBX in time), not cut off
+        assert process.wait(30) == 0
+    finally:
+        pbx.stall(False)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+        process.stderr.close()  # type: ignore[union-attr]
+    assert len(pbx.actions_named("Originate")) == 1
