@@ -140,3 +140,29 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(
         process.stdout.close()  # type: ignore[union-attr]
         process.stderr.close()  # type: ignore[union-attr]
     assert len(pbx.actions_named("Originate")) == 1
+
+
+def test_check_reports_the_ami_login_permissions_and_public_url(
+    tmp_path: Path,
+    emulator: Emulator,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    monkeypatch.setenv(AMI_ENV, AMI_SECRET)
+    with PbxEmulator(secret=AMI_SECRET, write_classes=("call", "reporting")) as narrow:
+        path = prepared(tmp_path, emulator, narrow, free_port())
+        main(["--config", str(path), "check"])
+        lines = capsys.readouterr().out.splitlines()
+    ami = [line for line in lines if "AMI retailcrm@" in line]
+    assert ami[0].startswith("✓") and "login accepted" in ami[0]
+    assert ami[1].startswith("✗") and "Originate" in ami[1] and "QueuePause" in ami[1]
+    assert any(line.startswith("✗ serve: public_url") and "cannot reach" in line for line in lines)
+    other = tmp_path / "other"
+    other.mkdir()
+    with PbxEmulator(secret="other") as wrong:
+        path = prepared(other, emulator, wrong, free_port())
+        assert main(["--config", str(path), "check"]) == 1
+        lines = capsys.readouterr().out.splitlines()
+    assert any("login refused (Authentication failed)" in line for line in lines)
+    assert not any(AMI_SECRET in line for line in lines)
