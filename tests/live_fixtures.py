@@ -3,9 +3,7 @@ emulator and ``serve`` (``BridgeService``) in a thread, all on 127.0.0.1 with re
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +16,7 @@ import requests
 from loguru import logger
 
 from sync import config, db
-from sync.bridge.service import BridgeService
+from sync.bridge.service import ServiceThread
 from sync.crm.factory import one_off_client
 from sync.crm.module import register_tenant
 from sync.emulator import Emulator
@@ -49,28 +47,6 @@ def wait_for(condition: Callable[[], Any], what: str, deadline: float = 15.0) ->
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-class ServiceThread:
-    """``serve`` in a thread with its own loop; ``stop()`` is what SIGTERM does."""
-
-    def __init__(self, settings: config.Settings, store: Store) -> None:
-        self.service = BridgeService(settings, store)
-        self.loop = asyncio.new_event_loop()
-        self.result: int | None = None
-        self.thread = threading.Thread(target=self._run, name="serve", daemon=True)
-
-    def _run(self) -> None:
-        self.result = self.loop.run_until_complete(self.service.run(signals=False))
-
-    def start(self) -> None:
-        self.thread.start()
-        wait_for(lambda: self.service.port or not self.thread.is_alive(), "serve to listen")
-        assert self.thread.is_alive(), "serve did not start"
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.service.stop)
-        self.thread.join(30)
 
 
 @dataclass

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
+import time
 from collections.abc import Iterator
 
 import uvicorn
@@ -131,3 +133,35 @@ async def _feed_watchdog(
         alive = not http_task.done() and (ami_task is None or not ami_task.done())
         if alive and server.started:
             notifier.watchdog()
+
+
+class ServiceThread:
+    """``serve`` in a thread with its own loop, for the demo, tests and benchmarks;
+    ``stop()`` does what SIGTERM does."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.service = BridgeService(settings, store)
+        self.loop = asyncio.new_event_loop()
+        self.result: int | None = None
+        self.thread = threading.Thread(target=self._run, name="serve", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result = self.loop.run_until_complete(self.service.run(signals=False))
+        finally:
+            self.loop.close()
+
+    def start(self, timeout: float = 30.0) -> int:
+        """Start and wait until it listens; returns the port."""
+        self.thread.start()
+        end = time.monotonic() + timeout
+        while not self.service.port and self.thread.is_alive() and time.monotonic() < end:
+            time.sleep(0.01)
+        if not self.service.port:
+            raise RuntimeError("serve did not start listening")
+        return self.service.port
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.service.stop)
+            self.thread.join(60)

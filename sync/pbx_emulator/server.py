@@ -63,6 +63,7 @@ class PbxEmulator:
         dialplan: Mapping[str, str] | None = None,
         write_classes: Iterable[str] = ("originate", "call", "reporting", "agent"),
         event_gap: float = 0.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.username = username
         self._secret = secret
@@ -72,6 +73,8 @@ class PbxEmulator:
         }
         self.write_classes = frozenset(write_classes)
         self.event_gap = event_gap
+        self.clock = clock or (lambda: datetime.now().replace(microsecond=0))
+        """Wall time (the call log's zone) an originated call starts at, for its CDR legs."""
         self.refuse_login = False
         self.outcomes: dict[str, str] = {}
         """Extension -> outcome of the manager's phone for an Originate (default answered)."""
@@ -348,7 +351,7 @@ class PbxEmulator:
             action_id=message.action_id,
             extension=extension,
             number=exten,
-            start=datetime.now().replace(microsecond=0),
+            start=self.clock(),
             outcome=outcome,
             context=match.group(2) if match else "originate",
             seq=self._seq,
