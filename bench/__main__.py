@@ -2,7 +2,7 @@
 
 BENCH_N sets N (default 100 000 calls); BENCH_IDLE_LEGS the idle-poll table (5 000 000 legs);
 BENCH_BASELINE the calls of the naive baseline (200). Each part also runs on its own:
-``python -m bench builder|backfill|idle``.
+``python -m bench builder|backfill|idle|clicks`` (or ``make bench BENCH_ONLY=clicks``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, builder, idle
+from bench import backfill, builder, clicks, idle
 from sync import logs
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -24,6 +24,8 @@ TARGETS = {
     "rss_mb_4n": ("<", 250.0),
     "rss_growth": ("<=", 0.2),
     "builder_legs_per_s": (">=", 50_000),
+    "click_p99_ms": ("<", 50.0),
+    "serve_rss_growth": ("<", 0.1),
 }
 
 
@@ -32,7 +34,7 @@ def main(parts: list[str]) -> int:
     n = int(os.environ.get("BENCH_N", "100000"))
     idle_legs = int(os.environ.get("BENCH_IDLE_LEGS", "5000000"))
     sample = int(os.environ.get("BENCH_BASELINE", "200"))
-    parts = parts or ["builder", "backfill", "idle"]
+    parts = parts or ["builder", "backfill", "idle", "clicks"]
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -59,6 +61,8 @@ def main(parts: list[str]) -> int:
         if "idle" in parts:
             poll = idle.idle_poll(idle_legs, _dir(work, "idle"))
             results.update(idle_poll_ms=poll["db_ms"], idle_detail=poll)
+        if "clicks" in parts:
+            results.update(clicks.measure(_dir(work, "clicks")))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     _print(results)
     return 0
@@ -84,6 +88,11 @@ def _print(results: dict[str, Any]) -> None:
         "rss_mb_n",
         "rss_mb_4n",
         "rss_growth",
+        "click_p50_ms",
+        "click_p99_ms",
+        "serve_rss_idle_mb",
+        "serve_rss_after_clicks_mb",
+        "serve_rss_growth",
     ):
         if key not in results:
             continue

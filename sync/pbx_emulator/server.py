@@ -82,6 +82,7 @@ class PbxEmulator:
         self.port = 0
         self.lock = threading.Lock()
         self._actions: list[Message] = []
+        self._arrivals: dict[str, float] = {}
         self._originated: list[ClickCall] = []
         self._on_call: list[Callable[[ClickCall], None]] = []
         self._sessions: set[_Session] = set()
@@ -159,6 +160,12 @@ class PbxEmulator:
         """Every action received, the Login secret blanked."""
         with self.lock:
             return list(self._actions)
+
+    @property
+    def arrivals(self) -> dict[str, float]:
+        """ActionID of each Originate -> ``time.perf_counter()`` at its arrival (benchmarks)."""
+        with self.lock:
+            return dict(self._arrivals)
 
     def actions_named(self, name: str) -> list[Message]:
         return [a for a in self.actions if a.get("Action").lower() == name.lower()]
@@ -247,6 +254,8 @@ class PbxEmulator:
         blanked = tuple((k, "***" if k.lower() == "secret" else v) for k, v in message.headers)
         with self.lock:
             self._actions.append(Message(blanked))
+            if message.get("Action").lower() == "originate":
+                self._arrivals[message.action_id] = time.perf_counter()
 
     def _handle(self, session: _Session, message: Message) -> None:
         name = message.get("Action")

@@ -1,0 +1,136 @@
+"""Click-to-call latency and ``serve``'s memory (issue #12).
+
+A real ``retailcrm-sync serve`` process, the AMI emulator and the CRM emulator in this one:
+latency is from sending ``/make-call`` to the Originate arriving at the AMI emulator (both
+clocks are this process's ``perf_counter``), over 1 000 clicks with 20 in flight; RSS of the
+serve process idle and after 10 000 clicks.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.common import KEY, ROOT, scratch_database
+from sync import config, db
+from sync.crm.factory import one_off_client
+from sync.crm.module import register_tenant
+from sync.emulator import Emulator
+from sync.engine.store import Store
+from sync.pbx_emulator import PbxEmulator
+from tests.engine_fixtures import KEY_ENV
+from tests.live_fixtures import AMI_ENV, AMI_SECRET, free_port, live_config
+
+EXTENSIONS = [str(e) for e in range(101, 121)]
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _clicks(
+    base: str, client_id: str, first: int, count: int, concurrency: int, pbx: PbxEmulator
+) -> list[float]:
+    """Send ``count`` distinct clicks; returns each click's request→Originate latency (ms)."""
+    sessions: dict[int, requests.Session] = {}
+
+    def one(i: int) -> tuple[str, float]:
+        import threading
+
+        session = sessions.setdefault(threading.get_ident(), requests.Session())
+        ext = EXTENSIONS[i % len(EXTENSIONS)]
+        params = {
+            "clientId": client_id,
+            "code": ext,
+            "userId": str(11 + EXTENSIONS.index(ext)),
+            "phone": f"+375291{first + i:06d}",
+        }
+        began = time.perf_counter()
+        answer = session.get(base + "/make-call", params=params, timeout=10)
+        if answer.status_code != 200:
+            raise RuntimeError(f"click answered {answer.status_code}: {answer.text}")
+        return answer.json()["callExternalId"], began
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        sent = list(pool.map(one, range(count)))
+    arrived = pbx.arrivals
+    return [(arrived[action_id] - began) * 1000 for action_id, began in sent]
+
+
+def measure(workdir: Path, clicks: int = 1000, rss_clicks: int = 10_000) -> dict[str, Any]:
+    with (
+        scratch_database() as url,
+        Emulator(api_key=KEY) as crm,
+        PbxEmulator(secret=AMI_SECRET) as pbx,
+    ):
+        for ext in EXTENSIONS:
+            crm.add_user(11 + EXTENSIONS.index(ext), f"User {ext}")
+        port = free_port()
+        path = live_config(workdir, crm, port=port, ami_port=pbx.port)
+        text = path.read_text().replace(
+            f'url = "sqlite:///{workdir / "sync.db"}"', f'url = "{url}"'
+        )
+        text = text.replace('"101" = 11\n"102" = 12\n', "".join(
+            f'"{e}" = {11 + i}\n' for i, e in enumerate(EXTENSIONS)))  # fmt: skip
+        path.write_text(text)
+        env = {**os.environ, KEY_ENV: KEY, AMI_ENV: AMI_SECRET, "PYTHONPATH": str(ROOT)}
+        settings = config.load(path, env)
+        engine = db.make_engine(settings.database.url)
+        store = Store(engine)
+        store.ensure_tenants(["shop"])
+        with one_off_client(settings, settings.tenants[0]) as client:
+            register_tenant(store, settings.tenants[0], client, settings.serve)
+        state = store.tenant("shop")
+        assert state is not None and state.client_id
+        engine.dispose()
+        cmd = [sys.executable, "-m", "sync", "--config", str(path), "--log-level", "WARNING"]
+        proc = subprocess.Popen([*cmd, "serve"], env=env, cwd=ROOT, stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("serve did not come up")
+                time.sleep(0.1)
+            _clicks(base, state.client_id, 0, 100, 20, pbx)  # warm-up
+            time.sleep(2)
+            rss_idle = _rss_mb(proc.pid)
+            latencies = _clicks(base, state.client_id, 1000, clicks, 20, pbx)
+            _clicks(base, state.client_id, 100_000, rss_clicks - clicks, 20, pbx)
+            time.sleep(2)
+            rss_after = _rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            code = proc.wait(60)
+            if proc.stderr:
+                proc.stderr.close()
+    quantiles = statistics.quantiles(latencies, n=100)
+    return {
+        "click_p50_ms": round(statistics.median(latencies), 2),
+        "click_p99_ms": round(quantiles[98], 2),
+        "click_max_ms": round(max(latencies), 2),
+        "clicks": clicks,
+        "click_concurrency": 20,
+        "serve_rss_idle_mb": round(rss_idle, 1),
+        "serve_rss_after_clicks_mb": round(rss_after, 1),
+        "serve_rss_clicks": rss_clicks,
+        "serve_rss_growth": round(rss_after / rss_idle - 1, 3),
+        "serve_exit_code": code,
+    }
