@@ -144,16 +144,20 @@ class Bridge:
         if tenant is None:
             self.metrics.clicks.labels("-", "refused").inc()
             return fail(403, "unknown clientId")
-        answer = await self._make_call(tenant, params)
-        result = {200: "queued", 208: "duplicate"}.get(answer.status_code)
-        if result is None:
-            result = "refused" if answer.status_code < 500 else "failed"
+        answer, result = await self._make_call(tenant, params)
         self.metrics.clicks.labels(tenant.name, result).inc()
-        if answer.status_code == 208:
-            return ok()
         return answer
 
-    async def _make_call(self, tenant: LiveTenant, params: dict[str, Any]) -> Response:
+    async def _make_call(self, tenant: LiveTenant, params: dict[str, Any]) -> tuple[Response, str]:
+        """The answer and its metric label: queued, duplicate, refused (4xx) or failed (5xx)."""
+        answer = await self._decide_and_dial(tenant, params)
+        if isinstance(answer, str):
+            return ok(), answer
+        return answer, "queued" if answer.status_code == 200 else (
+            "refused" if answer.status_code < 500 else "failed"
+        )
+
+    async def _decide_and_dial(self, tenant: LiveTenant, params: dict[str, Any]) -> Response | str:
         if not tenant.enabled:
             return fail(403, "the integration module is inactive or frozen in RetailCRM")
         code, phone = text(params, "code"), text(params, "phone")
@@ -172,7 +176,7 @@ class Bridge:
             logger.warning(f"make-call: tenant {tenant.name}, extension {code}: {e164.reason}")
             return fail(e164.status, e164.reason)
         if not self.dedup.first(tenant.name, code, e164):
-            return JSONResponse({"success": True}, status_code=208)
+            return "duplicate"
         dial = dial_string(
             e164,
             dial_format=originate.dial_format,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sync.config import Settings, TenantSettings
 from sync.engine.store import Store
+from sync.logs import redactor
 
 RELOAD_SECONDS = 5.0
 """A newly registered tenant is found within this long (or at once on a miss, once a second)."""
@@ -68,6 +69,11 @@ class TenantDirectory:
         with self._lock:
             self._tenants = tenants
             self._loaded_at = time.monotonic()
+        # clientIds and tokens are secrets too: the log redactor learns them as they appear.
+        known = [*self.settings.secrets()]
+        known += [v for t in tenants for v in (t.client_id, t.token) if v]
+        if set(known) - set(redactor.secrets):
+            redactor.set([*redactor.secrets, *known])
         return tenants
 
     def _current(self) -> list[LiveTenant]:

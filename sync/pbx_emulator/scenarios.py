@@ -469,3 +469,227 @@ class ClickCall:
                 )
             )
         return legs
+
+
+@dataclass(frozen=True)
+class QueueCall:
+    """B3 (ii): a queue with Local members (``Local/<ext>@from-queue/n``); each attempt is a
+    Local pair, the ``;2`` half dials the phone; the winner answers, the others time out."""
+
+    linkedid: str
+    caller: str
+    queue: str
+    extensions: tuple[str, ...]
+    answered_by: str
+    start: datetime
+    ring_seconds: int = 6
+    talk_seconds: int = 50
+    trunk: str = "beltelecom"
+    seq: int = 1
+
+    @property
+    def trunk_channel(self) -> str:
+        return f"PJSIP/{self.trunk}-{self.seq:08x}"
+
+    def member(self, index: int) -> tuple[str, str, str, str]:
+        """(Local name without the half suffix, ;2 uniqueid, phone channel, phone uniqueid)."""
+        ext = self.extensions[index]
+        n = self.seq + 1 + 2 * index
+        return (
+            f"Local/{ext}@from-queue-{n:08x}",
+            f"{self.linkedid}.{n}",
+            f"PJSIP/{ext}-{n + 1:08x}",
+            f"{self.linkedid}.{n + 1}",
+        )
+
+    def events(self) -> list[Event]:
+        lid, trunk = self.linkedid, self.trunk_channel
+        events = [
+            _channel_event("Newchannel", trunk, lid, lid, CallerIDNum=self.caller,
+                           Exten=self.queue, Context="from-trunk", ChannelState="4",
+                           ChannelStateDesc="Ring"),
+            _channel_event("QueueCallerJoin", trunk, lid, lid, Queue=self.queue, Position="1",
+                           CallerIDNum=self.caller),
+        ]  # fmt: skip
+        for index, ext in enumerate(self.extensions):
+            local, uid2, phone, uid_phone = self.member(index)
+            uid1 = f"{uid2}.1"
+            events += [
+                _channel_event("Newchannel", f"{local};1", uid1, lid, Exten=ext,
+                               Context="from-queue", ChannelState="0", ChannelStateDesc="Down"),
+                _channel_event("Newchannel", f"{local};2", uid2, lid, Exten=ext,
+                               Context="from-queue", ChannelState="4", ChannelStateDesc="Ring"),
+                {"Event": "AgentCalled", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
+                 "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid,
+                 "Queue": self.queue, "MemberName": ext, "Interface": f"Local/{ext}@from-queue/n"},
+                {"Event": "DialBegin", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
+                 "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid},
+                _channel_event("Newchannel", phone, uid_phone, lid, CallerIDNum=ext,
+                               ConnectedLineNum=self.caller, ChannelState="0",
+                               ChannelStateDesc="Down"),
+                {"Event": "DialBegin", "Channel": f"{local};2", "Uniqueid": uid2, "Linkedid": lid,
+                 "DestChannel": phone, "DestUniqueid": uid_phone, "DestLinkedid": lid,
+                 "DestCallerIDNum": ext},
+                _channel_event("Newstate", phone, uid_phone, lid, ChannelState="5",
+                               ChannelStateDesc="Ringing", ConnectedLineNum=self.caller),
+            ]  # fmt: skip
+        for index, ext in enumerate(self.extensions):
+            local, uid2, phone, uid_phone = self.member(index)
+            won = ext == self.answered_by
+            status = "ANSWER" if won else "CANCEL"
+            events += [
+                {"Event": "DialEnd", "Channel": f"{local};2", "Uniqueid": uid2, "Linkedid": lid,
+                 "DestChannel": phone, "DestUniqueid": uid_phone, "DestLinkedid": lid,
+                 "DialStatus": status},
+                {"Event": "DialEnd", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
+                 "DestChannel": f"{local};1", "DestUniqueid": f"{uid2}.1", "DestLinkedid": lid,
+                 "DialStatus": status},
+            ]  # fmt: skip
+            if won:
+                events.append({"Event": "AgentConnect", "Channel": trunk, "Uniqueid": lid,
+                               "Linkedid": lid, "Queue": self.queue, "MemberName": ext,
+                               "HoldTime": str(self.ring_seconds),
+                               "RingTime": str(self.ring_seconds)})  # fmt: skip
+            else:
+                events += [
+                    _channel_event("Hangup", phone, uid_phone, lid, Cause="26"),
+                    _channel_event("Hangup", f"{local};2", uid2, lid, Cause="26"),
+                    _channel_event("Hangup", f"{local};1", f"{uid2}.1", lid, Cause="26"),
+                ]
+        index = self.extensions.index(self.answered_by)
+        local, uid2, phone, uid_phone = self.member(index)
+        events += [
+            {"Event": "AgentComplete", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
+             "Queue": self.queue, "MemberName": self.answered_by, "Reason": "caller",
+             "TalkTime": str(self.talk_seconds)},
+            _channel_event("Hangup", phone, uid_phone, lid, Cause="16"),
+            _channel_event("Hangup", f"{local};2", uid2, lid, Cause="16"),
+            _channel_event("Hangup", f"{local};1", f"{uid2}.1", lid, Cause="16"),
+            _channel_event("Hangup", trunk, lid, lid, Cause="16"),
+        ]  # fmt: skip
+        return events
+
+    def legs(self) -> list[Leg]:
+        legs = []
+        seq = self.seq
+        for index, ext in enumerate(self.extensions):
+            local, uid2, phone, _ = self.member(index)
+            won = ext == self.answered_by
+            talk = self.talk_seconds if won else 0
+            for channel, uniqueid, dstchannel, dst, app in (
+                (self.trunk_channel, self.linkedid, f"{local};1", self.queue, "Queue"),
+                (f"{local};2", uid2, phone, ext, "Dial"),
+            ):
+                legs.append(
+                    Leg(
+                        uniqueid=uniqueid,
+                        linkedid=self.linkedid,
+                        sequence=seq,
+                        start=self.start,
+                        answer=self.start + timedelta(seconds=self.ring_seconds) if won else None,
+                        end=self.start + timedelta(seconds=self.ring_seconds + talk),
+                        src=self.caller,
+                        dst=dst,
+                        clid=f'"{self.caller}" <{self.caller}>',
+                        channel=channel,
+                        dstchannel=dstchannel,
+                        lastapp=app,
+                        disposition="ANSWERED" if won else "NO ANSWER",
+                        duration=self.ring_seconds + talk,
+                        billsec=talk,
+                    )
+                )
+                seq += 1
+        return legs
+
+
+@dataclass(frozen=True)
+class BlindTransferCall:
+    """B3 (iv): the first extension answers, then blind-transfers the caller to the second;
+    the transferee's new ``DialBegin`` keeps the same linkedid."""
+
+    linkedid: str
+    caller: str
+    first: str
+    second: str
+    start: datetime
+    ring_seconds: int = 5
+    talk_seconds: int = 30
+    trunk: str = "beltelecom"
+    seq: int = 1
+
+    @property
+    def trunk_channel(self) -> str:
+        return f"PJSIP/{self.trunk}-{self.seq:08x}"
+
+    def phone(self, ext: str) -> tuple[str, str]:
+        n = self.seq + (1 if ext == self.first else 2)
+        return f"PJSIP/{ext}-{n:08x}", f"{self.linkedid}.{n}"
+
+    def events(self) -> list[Event]:
+        lid, trunk = self.linkedid, self.trunk_channel
+        events = [
+            _channel_event("Newchannel", trunk, lid, lid, CallerIDNum=self.caller,
+                           Exten=self.first, Context="from-trunk", ChannelState="4",
+                           ChannelStateDesc="Ring"),
+        ]  # fmt: skip
+        for ext in (self.first, self.second):
+            channel, uid = self.phone(ext)
+            events += [
+                _channel_event("Newchannel", channel, uid, lid, CallerIDNum=ext,
+                               ConnectedLineNum=self.caller, ChannelState="0",
+                               ChannelStateDesc="Down"),
+                {"Event": "DialBegin", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
+                 "DestChannel": channel, "DestUniqueid": uid, "DestLinkedid": lid,
+                 "DestCallerIDNum": ext},
+                _channel_event("Newstate", channel, uid, lid, ChannelState="5",
+                               ChannelStateDesc="Ringing", ConnectedLineNum=self.caller),
+                {"Event": "DialEnd", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
+                 "DestChannel": channel, "DestUniqueid": uid, "DestLinkedid": lid,
+                 "DialStatus": "ANSWER"},
+            ]  # fmt: skip
+            if ext == self.first:
+                events += [
+                    {"Event": "BlindTransfer", "Result": "Success", "TransfererChannel": channel,
+                     "TransfererUniqueid": uid, "TransfererLinkedid": lid,
+                     "TransfereeChannel": trunk, "TransfereeUniqueid": lid,
+                     "TransfereeLinkedid": lid, "IsExternal": "No", "Context": "from-internal",
+                     "Extension": self.second},
+                    _channel_event("Hangup", channel, uid, lid, Cause="16"),
+                ]  # fmt: skip
+        channel, uid = self.phone(self.second)
+        events += [
+            _channel_event("Hangup", channel, uid, lid, Cause="16"),
+            _channel_event("Hangup", trunk, lid, lid, Cause="16"),
+        ]
+        return events
+
+    def legs(self) -> list[Leg]:
+        moved = self.start + timedelta(seconds=self.ring_seconds + self.talk_seconds)
+        legs = []
+        for offset, (ext, at) in enumerate(((self.first, self.start), (self.second, moved))):
+            channel, _ = self.phone(ext)
+            legs.append(
+                Leg(
+                    uniqueid=self.linkedid,
+                    linkedid=self.linkedid,
+                    sequence=self.seq + offset,
+                    start=at,
+                    answer=at + timedelta(seconds=self.ring_seconds),
+                    end=at + timedelta(seconds=self.ring_seconds + self.talk_seconds),
+                    src=self.caller,
+                    dst=ext,
+                    clid=f'"{self.caller}" <{self.caller}>',
+                    channel=self.trunk_channel,
+                    dstchannel=channel,
+                    lastapp="Dial",
+                    disposition="ANSWERED",
+                    duration=self.ring_seconds + self.talk_seconds,
+                    billsec=self.talk_seconds,
+                )
+            )
+        return legs
+
+
+Scenario = OutboundCall | RingGroupCall | QueueCall | BlindTransferCall | ClickCall
+"""Every scripted call: each renders ``events()`` (live, AMI) and ``legs()`` (later, CDR)."""
