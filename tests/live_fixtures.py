@@ -96,6 +96,7 @@ def live_config(
     ami_port: int,
     originate: str = "",
     serve: str = "",
+    db_url: str | None = None,
 ) -> Path:
     extensions = "".join(f'"{ext}" = {user}\n' for ext, user in USERS.items())
     extra = (
@@ -106,7 +107,7 @@ def live_config(
     )
     return write_config(
         tmp_path,
-        db_url=f"sqlite:///{tmp_path / 'sync.db'}",
+        db_url=db_url or f"sqlite:///{tmp_path / 'sync.db'}",
         crm_url=crm.base_url,
         tenants=[{"name": "shop", "logo_url": "https://pbx.example.com/asterisk.svg"}],
         source={"url": f"sqlite:///{tmp_path / 'asterisk.db'}"},
@@ -130,6 +131,7 @@ def live_bridge(
     originate: str = "",
     serve: str = "",
     register: bool = True,
+    db_url: str | None = None,
 ) -> Iterator[Live]:
     logs: list[str] = []
     sink = logger.add(lambda m: logs.append(str(m)), level="DEBUG", format="{message}")
@@ -137,7 +139,13 @@ def live_bridge(
         crm.add_user(user, f"User {ext}")
     port = free_port()
     path = live_config(
-        tmp_path, crm, port=port, ami_port=ami_port or pbx.port, originate=originate, serve=serve
+        tmp_path,
+        crm,
+        port=port,
+        ami_port=ami_port or pbx.port,
+        originate=originate,
+        serve=serve,
+        db_url=db_url,
     )
     settings = config.load(path)
     engine = db.make_engine(settings.database.url)

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sync.ami import AmiClient, AmiError, AmiUnavailable, Message
+from sync.ami.events import OriginateResponse
 from sync.bridge.clicks import (
     Click,
     Dedup,
@@ -115,16 +116,17 @@ class Bridge:
     # -- AMI events --------------------------------------------------------------------------
 
     def on_event(self, message: Message) -> None:
-        if message.event != "OriginateResponse":
+        response = OriginateResponse.parse(message)
+        if response is None:
             return
-        click = self.clicks.pop(message.action_id, None)
+        click = self.clicks.pop(response.action_id, None)
         if click is None:
             return
-        reason = originate_reason(message.get("Response") == "Success", message.get("Reason"))
+        reason = originate_reason(response.success, response.reason)
         self.metrics.originate.labels(click.tenant, reason).inc()
         logger.info(
             f"click {click.click_id}: tenant {click.tenant}, extension {click.extension}: "
-            f"originate {reason} (Reason {message.get('Reason') or '-'})"
+            f"originate {reason} (Reason {response.reason or '-'})"
         )
 
     # -- helpers -----------------------------------------------------------------------------

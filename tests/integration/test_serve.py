@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from models import RetailcrmCustomer
+from sync.commands.status import collect
 from sync.emulator import Emulator
 from sync.engine.runner import Runner
 from sync.pbx_emulator import PbxEmulator
@@ -228,6 +229,8 @@ def test_inactive_or_frozen_tenant_refuses_clicks_and_uploads_nothing(live: Live
     report = Runner(live.settings, engine=live.store.engine).once()[0]
     assert report.outcome == "paused" and report.sent == 0
     assert "frozen" in (report.error or "")
+    (row,) = collect(live.store, ["shop"], report.started)
+    assert row["paused"] is True and "frozen" in row["last_error"]
     assert live.crm.set_activity(active=True, freeze=False).status == 200
     assert live.crm.click("101", PHONE, 11).status == 200
 
@@ -363,3 +366,22 @@ def test_healthz_and_metrics(live: Live) -> None:
         'retailcrm_sync_lag_seconds{tenant="shop"}',
     ):
         assert name in text
+
+
+def test_clicks_and_activity_on_postgresql(
+    tmp_path: Path,
+    emulator: Emulator,  # noqa: F811
+    pbx: PbxEmulator,
+    pg_url: str,
+) -> None:
+    """The same bridge on PostgreSQL, our production database."""
+    with live_bridge(tmp_path, emulator, pbx, db_url=pg_url) as live:
+        wait_for(lambda: connected(live), "AMI login")
+        assert live.crm.click("101", PHONE, 11).status == 200
+        assert live.crm.set_activity(active=False).status == 200
+        state = live.store.tenant("shop")
+        assert state is not None and not state.crm_active
+        assert live.crm.click("102", PHONE, 12).status == 403
+        report = Runner(live.settings, engine=live.store.engine).once()[0]
+        assert report.outcome == "paused" and "deactivated" in (report.error or "")
+        assert len(live.originates()) == 1
