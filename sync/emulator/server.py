@@ -31,6 +31,8 @@ from sync.emulator.forms import decode_json_fields, form_pairs, nest
 from sync.emulator.state import CrmState, JsonDict
 
 DEFAULT_KEY_LABEL = "default"
+ADMIN_PATHS = ("/_emulator/click", "/_emulator/activity")
+"""The emulator's own controls over HTTP (a person trying ``serve`` by hand), not the API."""
 MAX_RECORDED = 100_000
 
 
@@ -167,6 +169,8 @@ class Emulator(CrmState, Faults, Callbacks):
     def _dispatch(
         self, method: str, path: str, params: JsonDict, key: str | None
     ) -> tuple[Answer, str | None]:
+        if path in ADMIN_PATHS and method == "POST":
+            return self._admin(path, params, key)
         found = find_route(method, path)
         if found is None:
             return _error(404, METHOD_NOT_FOUND), None
@@ -189,6 +193,27 @@ class Emulator(CrmState, Faults, Callbacks):
             except ApiError as error:
                 return json_answer(error.status, error.body()), config.label
         return json_answer(status, body), config.label
+
+    def _admin(self, path: str, params: JsonDict, key: str | None) -> tuple[Answer, str | None]:
+        """Not RetailCRM's API: lets a person at the standalone emulator act as a CRM user
+        (``curl -X POST 'http://127.0.0.1:PORT/_emulator/click?apiKey=K&code=101&phone=...'``)."""
+        config = self.key_config(key) if key else None
+        if config is None:
+            return _error(403, 'Wrong "apiKey" value.'), None
+        text = {k: str(v) for k, v in params.items()}
+        try:
+            if path == "/_emulator/click":
+                user = text.get("userId")
+                answer = self.click(text.get("code", ""), text.get("phone", ""),
+                                    int(user) if user and user.isdigit() else None)  # fmt: skip
+            else:
+                answer = self.set_activity(
+                    text.get("active", "true") == "true", text.get("freeze", "false") == "true"
+                )
+        except LookupError as exc:
+            return _error(404, str(exc)), config.label
+        body = {"success": True, "status": answer.status, "answer": answer.body}
+        return json_answer(200, body), config.label
 
     def _record_request(self, request: RecordedRequest) -> None:
         with self._recorded_lock:

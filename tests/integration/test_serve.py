@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from models import RetailcrmCustomer
@@ -20,7 +21,7 @@ from sync.commands.status import collect
 from sync.emulator import Emulator
 from sync.engine.runner import Runner
 from sync.pbx_emulator import PbxEmulator
-from tests.crm_fixtures import emulator  # noqa: F401
+from tests.crm_fixtures import API_KEY, emulator  # noqa: F401
 from tests.live_fixtures import (
     AMI_SECRET,
     Live,
@@ -89,8 +90,6 @@ def test_click_reaches_the_pbx_as_one_originate(live: Live) -> None:
 def test_post_form_and_json_bodies_are_accepted(live: Live) -> None:
     wait_for(lambda: connected(live), "AMI login")
     assert live.crm.click("101", PHONE, 11, method="POST").status == 200
-    import requests
-
     body = {"clientId": live.client_id, "code": "102", "phone": PHONE, "userId": 12}
     answer = requests.post(live.base + "/make-call", json=body, timeout=10)
     assert answer.status_code == 200
@@ -385,3 +384,15 @@ def test_clicks_and_activity_on_postgresql(
         report = Runner(live.settings, engine=live.store.engine).once()[0]
         assert report.outcome == "paused" and "deactivated" in (report.error or "")
         assert len(live.originates()) == 1
+
+
+def test_the_standalone_emulator_clicks_over_http(live: Live) -> None:
+    """`retailcrm-sync emulator` users click with one POST to the emulator's own control."""
+    wait_for(lambda: connected(live), "AMI login")
+    url = live.crm.base_url + "/_emulator/click"
+    params = {"apiKey": API_KEY, "code": "101", "phone": PHONE, "userId": "11"}
+    answer = requests.post(url, params=params, timeout=10).json()
+    assert answer["status"] == 200 and answer["answer"]["success"] is True
+    assert len(live.originates()) == 1
+    denied = requests.post(url, params={**params, "apiKey": "nope"}, timeout=10)
+    assert denied.status_code == 403
