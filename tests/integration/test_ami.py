@@ -125,6 +125,13 @@ def test_refused_login_and_closed_port_retry_with_one_state_each(pbx: PbxEmulato
         with pytest.raises(AmiUnavailable):
             await wrong.send("Ping")
         await wrong.close()
+        pbx.refuse_login = True  # the fault: even the right secret is refused
+        right = client(pbx)
+        right.start()
+        await until(lambda: right.state.startswith("login refused"), "the refused login")
+        pbx.refuse_login = False
+        await until(lambda: right.connected, "the login once accepted again")
+        await right.close()
         closed = AmiClient("127.0.0.1", free_port(), "retailcrm", SECRET, backoff=[0.05])
         closed.start()
         await until(lambda: closed.state.startswith("unreachable"), "the connect to fail")

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from sync import db
+from sync.ami.probe import probe_sync
 from sync.cli import main
 from sync.emulator import Emulator
 from sync.engine.store import Store
@@ -166,3 +167,31 @@ def test_check_reports_the_ami_login_permissions_and_public_url(
         lines = capsys.readouterr().out.splitlines()
     assert any("login refused (Authentication failed)" in line for line in lines)
     assert not any(AMI_SECRET in line for line in lines)
+
+
+def test_pbx_emulator_command_serves_ami_until_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [str(PROGRAM), "pbx-emulator", "--port", "0", "--secret", "try-secret"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        port = int(first.split(" on 127.0.0.1:")[1].split()[0])
+        probe = probe_sync("127.0.0.1", port, "retailcrm", "try-secret", 5)
+        assert probe.ok and "Originate" in probe.actions
+        refused = probe_sync("127.0.0.1", port, "retailcrm", "wrong", 5)
+        assert not refused.ok and "Authentication failed" in refused.reason
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out, err = proc.communicate()
+    assert "try-secret" not in first + out + err
