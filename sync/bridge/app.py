@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -49,6 +50,7 @@ ORIGINATE_REPLY_SECONDS = 2.0
 ROUTE_BUDGET_SECONDS = 1.0
 ROUTE_CACHE_SECONDS = 60.0
 HTTP_ORIGINATE_SECONDS = 3.0
+CRM_WORKERS = 4
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -99,7 +101,11 @@ class Bridge:
     refreshing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     refresh_again: set[str] = field(default_factory=set)
     route_cache: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
-    in_flight: int = 0
+    crm_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(CRM_WORKERS, thread_name_prefix="crm")
+    )
+    """CRM calls (``/route``, ``/trigger``) run here, never in the default executor that
+    clicks use for their database lookups: a slow CRM cannot starve click-to-call."""
 
     def __post_init__(self) -> None:
         self.directory = TenantDirectory(self.settings, self.store)
@@ -322,9 +328,10 @@ class Bridge:
         return ok()
 
     async def _refresh(self, tenant: LiveTenant) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self.refresh_again.discard(tenant.name)
-            await asyncio.to_thread(self._refresh_now, tenant)
+            await loop.run_in_executor(self.crm_pool, self._refresh_now, tenant)
             if tenant.name not in self.refresh_again:
                 return
 
@@ -357,12 +364,13 @@ class Bridge:
         if cached is not None and cached[0] > now:
             code = cached[1]
         else:
+            lookup = asyncio.get_running_loop().run_in_executor(
+                self.crm_pool, self._manager_code, tenant, number
+            )
             try:
-                code = await asyncio.wait_for(
-                    asyncio.to_thread(self._manager_code, tenant, number), ROUTE_BUDGET_SECONDS
-                )
-            except TimeoutError:
-                return PlainTextResponse("", status_code=404)  # slow: not cached, try next time
+                code = await asyncio.wait_for(lookup, ROUTE_BUDGET_SECONDS)
+            except (TimeoutError, CRMError):
+                return PlainTextResponse("", status_code=404)  # slow or failed: not cached
             if len(self.route_cache) > 50_000:
                 self.route_cache.clear()
             self.route_cache[key] = (now + ROUTE_CACHE_SECONDS, code)
@@ -376,7 +384,7 @@ class Bridge:
                 body = c.manager_by_phone(number, details=False)
         except CRMError as exc:
             logger.warning(f"route: tenant {tenant.name}: telephony/manager failed: {exc}")
-            return None
+            raise
         manager = body.get("manager")
         code = manager.get("code") if isinstance(manager, dict) else None
         return str(code) if code and re.fullmatch(r"[0-9A-Za-z*#]+", str(code)) else None

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 from loguru import logger
@@ -23,6 +24,8 @@ from sync.ami import AmiClient
 from sync.bridge.app import Bridge, build_app
 from sync.config import Settings
 from sync.engine.store import Store
+
+DB_WORKERS = 16
 
 
 class _Server(uvicorn.Server):
@@ -82,6 +85,8 @@ class BridgeService:
 
     async def run(self, *, signals: bool = True) -> int:
         loop = asyncio.get_running_loop()
+        # Database lookups of clicks and callbacks; CRM calls have their own pool (app.py).
+        loop.set_default_executor(ThreadPoolExecutor(DB_WORKERS, thread_name_prefix="db"))
         await asyncio.to_thread(self.bridge.directory.load)
         if signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -108,6 +113,7 @@ class BridgeService:
                 await self.ami.close()
             for task in self.bridge.refreshing.values():
                 task.cancel()
+            self.bridge.crm_pool.shutdown(wait=False, cancel_futures=True)
             if signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
