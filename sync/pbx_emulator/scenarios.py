@@ -55,14 +55,20 @@ class OutboundCall:
     talk_seconds: int = 30
     trunk: str = "beltelecom"
     seq: int = 1
+    # What a CDR generator decides itself (sync/calls/demo_cdr.py); defaults derive from seq.
+    caller_channel_name: str = ""
+    trunk_channel_name: str = ""
+    recording: str = ""
+    sequence: int | None = None
+    tenant: str = ""
 
     @property
     def caller_channel(self) -> str:
-        return f"PJSIP/{self.extension}-{self.seq:08x}"
+        return self.caller_channel_name or f"PJSIP/{self.extension}-{self.seq:08x}"
 
     @property
     def trunk_channel(self) -> str:
-        return f"PJSIP/{self.trunk}-{self.seq + 1:08x}"
+        return self.trunk_channel_name or f"PJSIP/{self.trunk}-{self.seq + 1:08x}"
 
     @property
     def trunk_uniqueid(self) -> str:
@@ -146,7 +152,7 @@ class OutboundCall:
             Leg(
                 uniqueid=self.linkedid,
                 linkedid=self.linkedid,
-                sequence=self.seq,
+                sequence=self.seq if self.sequence is None else self.sequence,
                 start=self.start,
                 answer=self.start + timedelta(seconds=ring) if talk else None,
                 end=self.start + timedelta(seconds=ring + talk),
@@ -159,6 +165,8 @@ class OutboundCall:
                 disposition=_DISPOSITION[self.outcome],
                 duration=ring + talk,
                 billsec=talk,
+                recordingfile=self.recording,
+                tenant=self.tenant,
             )
         ]
 
@@ -177,14 +185,28 @@ class RingGroupCall:
     talk_seconds: int = 40
     trunk: str = "beltelecom"
     seq: int = 1
+    # What a CDR generator decides itself (sync/calls/demo_cdr.py); defaults derive from seq.
+    dialled: str = ""
+    """What the trunk's call was routed to (a ring group number); default: the DID."""
+    trunk_channel_name: str = ""
+    member_channel_names: tuple[str, ...] = ()
+    recording: str = ""
+    """Recording file of the answered member's leg."""
+    sequence: int | None = None
+    tenant: str = ""
 
     @property
     def trunk_channel(self) -> str:
-        return f"PJSIP/{self.trunk}-{self.seq:08x}"
+        return self.trunk_channel_name or f"PJSIP/{self.trunk}-{self.seq:08x}"
 
     def member_channel(self, index: int) -> tuple[str, str]:
         ext = self.extensions[index]
-        return f"PJSIP/{ext}-{self.seq + 1 + index:08x}", f"{self.linkedid}.{index + 1}"
+        name = (
+            self.member_channel_names[index]
+            if self.member_channel_names
+            else f"PJSIP/{ext}-{self.seq + 1 + index:08x}"
+        )
+        return name, f"{self.linkedid}.{index + 1}"
 
     def events(self) -> list[Event]:
         lid, trunk = self.linkedid, self.trunk_channel
@@ -276,13 +298,13 @@ class RingGroupCall:
                 Leg(
                     uniqueid=self.linkedid,
                     linkedid=self.linkedid,
-                    sequence=self.seq + index,
+                    sequence=(self.seq if self.sequence is None else self.sequence) + index,
                     start=self.start,
                     answer=self.start + timedelta(seconds=self.ring_seconds) if answered else None,
                     end=self.start
                     + timedelta(seconds=self.ring_seconds + (talk if answered else 0)),
                     src=self.caller,
-                    dst=self.did,
+                    dst=self.dialled or self.did,
                     clid=f'"{self.caller}" <{self.caller}>',
                     channel=self.trunk_channel,
                     dstchannel=channel,
@@ -290,7 +312,9 @@ class RingGroupCall:
                     disposition="ANSWERED" if answered else "NO ANSWER",
                     duration=self.ring_seconds + (talk if answered else 0),
                     billsec=talk if answered else 0,
+                    recordingfile=self.recording if answered else "",
                     did=self.did,
+                    tenant=self.tenant,
                 )
             )
         return legs

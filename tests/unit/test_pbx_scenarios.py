@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 
 from sync.calls.builder import build_calls
+from sync.calls.demo_cdr import generate_scripted
 from sync.calls.options import BuildOptions
 from sync.pbx_emulator.scenarios import (
     BlindTransferCall,
@@ -85,3 +86,21 @@ def test_the_click_call_reports_the_originate_to_its_action() -> None:
     (response,) = [e for e in call.events() if e["Event"] == "OriginateResponse"]
     assert response["ActionID"] == "action-7" and response["Uniqueid"] == "c2c-00"
     assert (response["Response"], response["Reason"]) == ("Failure", "5")
+
+
+def test_the_demo_generator_scripts_ring_groups_and_outbound_calls() -> None:
+    """The demo's CDR generator builds these calls from scenario objects: the legs it writes
+    are the scenario's, and the scenario's AMI events name the same linkedid and channels."""
+    scripted = 0
+    for name, _, legs, call in generate_scripted(400, start=START, seed=4):
+        if name in ("ring group", "outbound answered", "outbound busy", "outbound no answer"):
+            assert call is not None, name
+        if call is None:
+            continue
+        scripted += 1
+        assert call.legs() == legs
+        events = call.events()
+        assert {e["Linkedid"] for e in events if "Linkedid" in e} == {legs[0].linkedid}
+        channels = {e["Channel"] for e in events if e["Event"] == "Newchannel"}
+        assert {leg.channel for leg in legs} | {leg.dstchannel for leg in legs} <= channels
+    assert scripted > 50
