@@ -17,9 +17,9 @@ from itertools import accumulate
 from zoneinfo import ZoneInfo
 
 from sync.calls.legs import Leg
-from sync.pbx_emulator.scenarios import OutboundCall, RingGroupCall
+from sync.pbx_emulator.scenarios import BlindTransferCall, OutboundCall, QueueCall, RingGroupCall
 
-ScriptedCall = OutboundCall | RingGroupCall
+ScriptedCall = OutboundCall | RingGroupCall | QueueCall | BlindTransferCall
 
 __all__ = ["SCENARIOS", "generate_calls", "generate_legs", "generate_scripted"]
 
@@ -264,28 +264,28 @@ def _queue_local_members(call: _Call) -> str:
     exts = call.extensions(call.rng.randint(2, 4))
     winner = call.rng.randrange(len(exts))
     ring, talk = call.ring(), call.talk()
-    for index, ext in enumerate(exts):
-        won = index == winner
+    members = []
+    for ext in exts:
         local = f"Local/{ext}@from-queue-{call.gen.counter:08x}"
-        half, half_id = call.channel(local + ";2")
-        for channel, uniqueid, dstchannel, dst in (
-            (call.caller, call.caller_id, local + ";1", "702"),
-            (half, half_id, call.phone(ext), ext),
-        ):
-            call.leg(
-                channel=channel,
-                uniqueid=uniqueid,
-                dstchannel=dstchannel,
-                src=src,
-                dst=dst,
-                start=call.start,
-                ring=ring,
-                talk=talk if won else 0,
-                disposition="ANSWERED" if won else "NO ANSWER",
-                lastapp="Queue" if uniqueid == call.caller_id else "Dial",
-                recording=call.recording("q", "702", src, call.caller_id) if won else "",
-                own_tenant=uniqueid == call.caller_id,
-            )
+        _, half_id = call.channel(local + ";2")
+        members.append((local, half_id, call.phone(ext)))
+    call.script(
+        QueueCall(
+            linkedid=call.linkedid,
+            caller=src,
+            queue="702",
+            extensions=tuple(exts),
+            answered_by=exts[winner],
+            start=call.start,
+            ring_seconds=ring,
+            talk_seconds=talk,
+            trunk_channel_name=call.caller,
+            member_names=tuple(members),
+            recording=call.recording("q", "702", src, call.caller_id),
+            sequence=call.gen.sequence + 1,
+            tenant=call.tenant,
+        )
+    )
     return "in:answered"
 
 
@@ -293,22 +293,25 @@ def _blind_transfer(call: _Call) -> str:
     first, second = call.extensions(2)
     src = _as_caller_id(call.gen.customer(), call.rng)
     ring, talk = call.ring(), call.talk()
-    moved = call.start + timedelta(seconds=ring + talk)
-    for ext, at, leg_ring, leg_talk in (
-        (first, call.start, ring, talk),
-        (second, moved, call.ring(), call.talk()),
-    ):
-        call.leg(
-            channel=call.caller,
-            uniqueid=call.caller_id,
-            dstchannel=call.phone(ext),
-            src=src,
-            dst=ext,
-            start=at,
-            ring=leg_ring,
-            talk=leg_talk,
-            disposition="ANSWERED",
+    second_ring, second_talk = call.ring(), call.talk()
+    phones = (call.phone(first), call.phone(second))
+    call.script(
+        BlindTransferCall(
+            linkedid=call.linkedid,
+            caller=src,
+            first=first,
+            second=second,
+            start=call.start,
+            ring_seconds=ring,
+            talk_seconds=talk,
+            second_ring_seconds=second_ring,
+            second_talk_seconds=second_talk,
+            trunk_channel_name=call.caller,
+            phone_names=phones,
+            sequence=call.gen.sequence + 1,
+            tenant=call.tenant,
         )
+    )
     return "in:answered"
 
 
@@ -599,8 +602,9 @@ def generate_scripted(
     spacing_seconds: float = 20.0,
     source_timezone: str = "UTC",
 ) -> Iterator[tuple[str, str, list[Leg], ScriptedCall | None]]:
-    """``generate_calls`` plus each call's scenario object when it has one (ring groups and
-    one-attempt outbound calls): ``scripted.events()`` is what Asterisk's AMI shows while the
+    """``generate_calls`` plus each call's scenario object when it has one (ring groups,
+    queues with Local members, blind transfers, one-attempt outbound calls, i.e. spec B3
+    (i)–(iv)): ``scripted.events()`` is what Asterisk's AMI shows while the
     call happens, ``scripted.legs()`` the very legs yielded."""
     gen = _Generator(seed, source_timezone)
     names = list(SCENARIOS)

@@ -510,15 +510,26 @@ class QueueCall:
     talk_seconds: int = 50
     trunk: str = "beltelecom"
     seq: int = 1
+    # What a CDR generator decides itself (sync/calls/demo_cdr.py); defaults derive from seq.
+    trunk_channel_name: str = ""
+    member_names: tuple[tuple[str, str, str], ...] = ()
+    """Per member: (Local name without ``;1``/``;2``, the ``;2`` half's uniqueid, phone channel)."""
+    recording: str = ""
+    sequence: int | None = None
+    tenant: str = ""
+    """Only the trunk's legs carry it; the Local halves' legs do not (as in a real CDR)."""
 
     @property
     def trunk_channel(self) -> str:
-        return f"PJSIP/{self.trunk}-{self.seq:08x}"
+        return self.trunk_channel_name or f"PJSIP/{self.trunk}-{self.seq:08x}"
 
     def member(self, index: int) -> tuple[str, str, str, str]:
         """(Local name without the half suffix, ;2 uniqueid, phone channel, phone uniqueid)."""
         ext = self.extensions[index]
         n = self.seq + 1 + 2 * index
+        if self.member_names:
+            local, half_id, phone = self.member_names[index]
+            return local, half_id, phone, f"{self.linkedid}.p{index}"
         return (
             f"Local/{ext}@from-queue-{n:08x}",
             f"{self.linkedid}.{n}",
@@ -595,7 +606,7 @@ class QueueCall:
 
     def legs(self) -> list[Leg]:
         legs = []
-        seq = self.seq
+        seq = self.seq if self.sequence is None else self.sequence
         for index, ext in enumerate(self.extensions):
             local, uid2, phone, _ = self.member(index)
             won = ext == self.answered_by
@@ -621,6 +632,8 @@ class QueueCall:
                         disposition="ANSWERED" if won else "NO ANSWER",
                         duration=self.ring_seconds + talk,
                         billsec=talk,
+                        recordingfile=self.recording if won else "",
+                        tenant=self.tenant if uniqueid == self.linkedid else "",
                     )
                 )
                 seq += 1
@@ -641,14 +654,31 @@ class BlindTransferCall:
     talk_seconds: int = 30
     trunk: str = "beltelecom"
     seq: int = 1
+    # What a CDR generator decides itself (sync/calls/demo_cdr.py); defaults derive from seq.
+    second_ring_seconds: int | None = None
+    second_talk_seconds: int | None = None
+    trunk_channel_name: str = ""
+    phone_names: tuple[str, str] | None = None
+    sequence: int | None = None
+    tenant: str = ""
 
     @property
     def trunk_channel(self) -> str:
-        return f"PJSIP/{self.trunk}-{self.seq:08x}"
+        return self.trunk_channel_name or f"PJSIP/{self.trunk}-{self.seq:08x}"
 
     def phone(self, ext: str) -> tuple[str, str]:
         n = self.seq + (1 if ext == self.first else 2)
+        if self.phone_names is not None:
+            return self.phone_names[0 if ext == self.first else 1], f"{self.linkedid}.{n}"
         return f"PJSIP/{ext}-{n:08x}", f"{self.linkedid}.{n}"
+
+    def times(self, ext: str) -> tuple[int, int]:
+        """(ring, talk) of the leg of ``ext``."""
+        if ext == self.first:
+            return self.ring_seconds, self.talk_seconds
+        ring = self.ring_seconds if self.second_ring_seconds is None else self.second_ring_seconds
+        talk = self.talk_seconds if self.second_talk_seconds is None else self.second_talk_seconds
+        return ring, talk
 
     def events(self) -> list[Event]:
         lid, trunk = self.linkedid, self.trunk_channel
@@ -690,17 +720,19 @@ class BlindTransferCall:
 
     def legs(self) -> list[Leg]:
         moved = self.start + timedelta(seconds=self.ring_seconds + self.talk_seconds)
+        first = self.seq if self.sequence is None else self.sequence
         legs = []
         for offset, (ext, at) in enumerate(((self.first, self.start), (self.second, moved))):
             channel, _ = self.phone(ext)
+            ring, talk = self.times(ext)
             legs.append(
                 Leg(
                     uniqueid=self.linkedid,
                     linkedid=self.linkedid,
-                    sequence=self.seq + offset,
+                    sequence=first + offset,
                     start=at,
-                    answer=at + timedelta(seconds=self.ring_seconds),
-                    end=at + timedelta(seconds=self.ring_seconds + self.talk_seconds),
+                    answer=at + timedelta(seconds=ring) if talk > 0 else None,
+                    end=at + timedelta(seconds=ring + talk),
                     src=self.caller,
                     dst=ext,
                     clid=f'"{self.caller}" <{self.caller}>',
@@ -708,8 +740,9 @@ class BlindTransferCall:
                     dstchannel=channel,
                     lastapp="Dial",
                     disposition="ANSWERED",
-                    duration=self.ring_seconds + self.talk_seconds,
-                    billsec=self.talk_seconds,
+                    duration=ring + talk,
+                    billsec=talk,
+                    tenant=self.tenant,
                 )
             )
         return legs
