@@ -28,6 +28,10 @@ from sync.engine.store import Store
 DB_WORKERS = 16
 
 
+class ListenError(Exception):
+    """The HTTP port could not be opened (in use, no permission)."""
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: ours stops it, and it must not re-raise the
     signal after a graceful stop (that would end the process with -15 instead of 0)."""
@@ -83,6 +87,14 @@ class BridgeService:
             self.notifier.stopping("finishing requests in flight")
         self.server.should_exit = True
 
+    async def _serve_http(self) -> None:
+        try:
+            await self.server.serve()
+        except SystemExit:  # uvicorn exits (3) when it cannot bind; it logged the reason
+            serve = self.settings.serve
+            where = f"{serve.listen_host}:{serve.listen_port}" if serve else "?"
+            raise ListenError(f"serve: cannot listen on {where} (reason logged above)") from None
+
     async def run(self, *, signals: bool = True) -> int:
         loop = asyncio.get_running_loop()
         # Database lookups of clicks and callbacks; CRM calls have their own pool (app.py).
@@ -92,7 +104,7 @@ class BridgeService:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
         ami_task = self.ami.start() if self.ami is not None else None
-        http_task = asyncio.create_task(self.server.serve(), name="http")
+        http_task = asyncio.create_task(self._serve_http(), name="http")
         watchdog = asyncio.create_task(
             _feed_watchdog(self.notifier, self.server, ami_task, http_task)
         )
@@ -100,7 +112,7 @@ class BridgeService:
             while not self.server.started and not http_task.done():
                 await asyncio.sleep(0.02)
             if http_task.done():
-                http_task.result()  # raises what made uvicorn stop (address in use...)
+                http_task.result()  # raises ListenError
                 return 1
             self.port = self.server.servers[0].sockets[0].getsockname()[1]
             where = f"{self.settings.serve.listen_host if self.settings.serve else '?'}:{self.port}"

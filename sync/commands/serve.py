@@ -11,7 +11,7 @@ import argparse
 import asyncio
 
 from jobs.notify import Notifier
-from sync.bridge.service import run_service
+from sync.bridge.service import ListenError, run_service
 from sync.cli import CliError
 from sync.commands.common import check_tenants, load_settings, open_database, start_logging
 from sync.engine.store import Store
@@ -36,11 +36,7 @@ def run(args: argparse.Namespace) -> int:
     store.ensure_tenants(t.name for t in settings.tenants)
     try:
         return asyncio.run(run_service(settings, store, Notifier()))
-    except OSError as exc:
-        serve = settings.serve
-        raise CliError(
-            f"serve: cannot listen on {serve.listen_host}:{serve.listen_port}: "
-            f"{exc.strerror or exc}"
-        ) from None
+    except ListenError as exc:
+        raise CliError(str(exc)) from None
     finally:
         engine.dispose()

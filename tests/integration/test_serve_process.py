@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -195,3 +196,22 @@ def test_pbx_emulator_command_serves_ami_until_sigterm(tmp_path: Path) -> None:
             proc.wait()
     out, err = proc.communicate()
     assert "try-secret" not in first + out + err
+
+
+def test_a_port_in_use_is_exit_1_with_one_line(
+    tmp_path: Path,
+    emulator: Emulator,  # noqa: F811
+    pbx: PbxEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    monkeypatch.setenv(AMI_ENV, AMI_SECRET)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        path = prepared(tmp_path, emulator, pbx, taken.getsockname()[1])
+        assert main(["--config", str(path), "serve"]) == 1
+    err = capsys.readouterr().err
+    assert "retailcrm-sync: serve: cannot listen on 127.0.0.1:" in err
+    assert "Traceback" not in err
