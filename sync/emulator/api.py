@@ -361,7 +361,7 @@ def _manager(state: CrmState, req: ApiRequest) -> Reply:
     if not isinstance(phone, str) or not phone:
         raise ApiError(400, "Parameter 'phone' is missing")
     details = _flag(req, "details")
-    _flag(req, "ignoreStatus")
+    ignore_status = _flag(req, "ignoreStatus")
     query = digits(phone)
     customer = next(
         (
@@ -373,6 +373,8 @@ def _manager(state: CrmState, req: ApiRequest) -> Reply:
     )
     body: JsonDict = {"success": True}
     user = state.user(customer["managerId"]) if customer and "managerId" in customer else None
+    if user is not None and not ignore_status and user.get("status") != "free":
+        user = None  # "the manager is returned only when their status allows taking the call"
     if user is not None:
         module = state.telephony_module(req.key)
         code = next(

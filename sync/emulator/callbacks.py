@@ -32,6 +32,9 @@ class Callbacks:
     def set_module_flags(self, code: str, active: bool, freeze: bool) -> None:  # CrmState
         raise NotImplementedError
 
+    def set_user_status(self, id: int, status: str) -> None:  # CrmState
+        raise NotImplementedError
+
     def _telephony(self, code: str) -> tuple[JsonDict, JsonDict]:
         module = self.module(code)
         if module is None:
@@ -70,6 +73,7 @@ class Callbacks:
         self, code: str, status: str, user_id: int, *, module_code: str = "asterisk"
     ) -> CallbackAnswer:
         """A user's status changes (free, busy, dinner, break): ``changeUserStatusUrl``."""
+        self.set_user_status(user_id, status)
         module, telephony = self._telephony(module_code)
         url = str(telephony.get("changeUserStatusUrl") or "")
         params = {"clientId": module.get("clientId"), "code": code, "status": status}

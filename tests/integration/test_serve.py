@@ -300,6 +300,9 @@ def test_route_answers_the_customers_manager(live: Live) -> None:
     before = len(live.crm.requests)
     assert live.get(f"/route/{live.token}", phone="+375291112233").text == "102"
     assert len(live.crm.requests) == before  # cached for 60 s
+    live.crm.add_customer("Ivan", ["+375293334455"], manager_id=12)
+    live.crm.set_user_status(12, "dinner")  # the manager's status is respected: no manager
+    assert live.get(f"/route/{live.token}", phone="80293334455").status_code == 404
 
 
 def test_route_is_404_when_the_crm_is_slow(live: Live) -> None:
