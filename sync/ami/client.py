@@ -74,6 +74,7 @@ class AmiClient:
         self._events: asyncio.Queue[Message] = asyncio.Queue(maxsize=EVENT_QUEUE)
         self._handlers: list[EventHandler] = []
         self._on_login: list[Callable[[], None]] = []
+        self._on_state: list[Callable[[str], None]] = []
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(3)
         self._task: asyncio.Task[None] | None = None
@@ -89,6 +90,10 @@ class AmiClient:
 
     def on_login(self, callback: Callable[[], None]) -> None:
         self._on_login.append(callback)
+
+    def on_state(self, callback: Callable[[str], None]) -> None:
+        """``callback(state)`` on every change of state (systemd STATUS=, metrics)."""
+        self._on_state.append(callback)
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="ami")
@@ -124,6 +129,8 @@ class AmiClient:
             logger.info(f"{where}: connected")
         else:
             logger.warning(f"{where}: {state}; retrying with backoff up to {self.backoff[-1]:g} s")
+        for callback in self._on_state:
+            callback(state)
 
     async def _session(self) -> bool:
         """One connection from open to close; True when the login succeeded."""

@@ -103,6 +103,10 @@ class BridgeService:
         if signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
+        if self.ami is not None:
+            gauge = self.bridge.metrics.ami_connected
+            self.ami.on_state(lambda state: self.notifier.status(f"AMI {state}"))
+            self.ami.on_state(lambda state: gauge.set(1 if state == "connected" else 0))
         ami_task = self.ami.start() if self.ami is not None else None
         http_task = asyncio.create_task(self._serve_http(), name="http")
         watchdog = asyncio.create_task(
