@@ -24,6 +24,7 @@ from sync.engine.store import Store
 from sync.pbx_emulator import PbxEmulator
 from tests.crm_fixtures import API_KEY, emulator  # noqa: F401
 from tests.engine_fixtures import KEY_ENV, write_config
+from tests.integration.test_daemon import NotifySocket
 from tests.live_fixtures import AMI_ENV, AMI_SECRET, USERS, free_port, live_config, wait_for
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,8 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(
 ) -> None:
     port = free_port()
     path = prepared(tmp_path, emulator, pbx, port)
-    env = environment()
+    notify = NotifySocket()
+    env = environment() | {"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1500000"}
     subprocess.run(
         [str(PROGRAM), "--config", str(path), "register"], env=env, check=True, capture_output=True
     )
@@ -123,6 +125,10 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(
                 return False
 
         wait_for(healthy, "serve to be up and connected", 30)
+        wait_for(lambda: "WATCHDOG=1" in notify.assignments(), "the watchdog to be fed", 30)
+        said = notify.assignments()
+        assert "READY=1" in said and "STATUS=AMI connected" in said
+        assert said.index("READY=1") < said.index("WATCHDOG=1")
         pbx.stall()  # the Originate will wait for its answer (2 s) while we send SIGTERM
         answers: list[int] = []
         clicking = threading.Thread(
@@ -134,7 +140,9 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(
         clicking.join(30)
         assert answers == [502]  # answered (no answer from the PBX in time), not cut off
         assert process.wait(30) == 0
+        assert "STOPPING=1" in notify.assignments()
     finally:
+        notify.close()
         pbx.stall(False)
         if process.poll() is None:
             process.kill()
