@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 import requests
 from loguru import logger
@@ -37,54 +33,16 @@ from sync.bridge.clicks import (
 )
 from sync.bridge.dialing import Refusal, dial_string, dialable_e164, phone_text_problem
 from sync.bridge.directory import LiveTenant, TenantDirectory
+from sync.bridge.http import fail, guarded, ok, params_of, text
+from sync.bridge.lookups import CRM_WORKERS, ManagerRouter, MapRefresher
 from sync.bridge.metrics import Metrics
 from sync.config import ServeSettings, Settings
-from sync.crm import CRMError
-from sync.crm.factory import one_off_client
-from sync.engine.customers import CustomerMap
 from sync.engine.store import Store
 from sync.phones import normalize_phone
 from sync.timeutil import utcnow
 
 ORIGINATE_REPLY_SECONDS = 2.0
-ROUTE_BUDGET_SECONDS = 1.0
-ROUTE_CACHE_SECONDS = 60.0
 HTTP_ORIGINATE_SECONDS = 3.0
-CRM_WORKERS = 4
-MAX_BODY_BYTES = 64 * 1024
-
-
-def ok() -> JSONResponse:
-    return JSONResponse({"success": True})
-
-
-def fail(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"success": False, "errorMsg": message}, status_code=status)
-
-
-async def params_of(request: Request) -> dict[str, Any]:
-    """Query parameters, then a form or JSON body on top (RetailCRM's method is undocumented)."""
-    params: dict[str, Any] = dict(request.query_params)
-    if request.method != "POST":
-        return params
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ValueError("request body too large")
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "application/json" and body:
-        data = json.loads(body)
-        if not isinstance(data, dict):
-            raise ValueError("JSON body must be an object")
-        params.update(data)
-    elif body:
-        # RetailCRM posts application/x-www-form-urlencoded; no multipart parser needed.
-        params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    return params
-
-
-def text(params: dict[str, Any], name: str) -> str:
-    value = params.get(name, "")
-    return value if isinstance(value, str) else str(value)
 
 
 @dataclass
@@ -98,19 +56,19 @@ class Bridge:
     metrics: Metrics = field(init=False)
     dedup: Dedup = field(init=False)
     clicks: dict[str, Click] = field(default_factory=dict)
-    refreshing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    refresh_again: set[str] = field(default_factory=set)
-    route_cache: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
+    """Clicks waiting for their ``OriginateResponse``, by ActionID (= ChannelId)."""
     crm_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(CRM_WORKERS, thread_name_prefix="crm")
     )
-    """CRM calls (``/route``, ``/trigger``) run here, never in the default executor that
-    clicks use for their database lookups: a slow CRM cannot starve click-to-call."""
+    router: ManagerRouter = field(init=False)
+    refresher: MapRefresher = field(init=False)
 
     def __post_init__(self) -> None:
         self.directory = TenantDirectory(self.settings, self.store)
         self.metrics = Metrics(self.store, self.directory.names)
         self.dedup = Dedup(self.serve.click_dedup_seconds)
+        self.router = ManagerRouter(self.settings, self.crm_pool)
+        self.refresher = MapRefresher(self.settings, self.store, self.crm_pool)
         if self.ami is not None:
             self.ami.subscribe(self.on_event)
 
@@ -319,28 +277,8 @@ class Bridge:
         if tenant is None:
             logger.warning("trigger: unknown token refused (value not logged)")
             return fail(404, "Not found")
-        name = tenant.name
-        running = self.refreshing.get(name)
-        if running is not None and not running.done():
-            self.refresh_again.add(name)  # one more after the running one, never a pile
-        else:
-            self.refreshing[name] = asyncio.create_task(self._refresh(tenant))
+        self.refresher.hint(tenant)
         return ok()
-
-    async def _refresh(self, tenant: LiveTenant) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self.refresh_again.discard(tenant.name)
-            await loop.run_in_executor(self.crm_pool, self._refresh_now, tenant)
-            if tenant.name not in self.refresh_again:
-                return
-
-    def _refresh_now(self, tenant: LiveTenant) -> None:
-        with one_off_client(self.settings, tenant.settings, budget=30) as client:
-            report = CustomerMap(self.settings, tenant.settings, self.store, client).refresh()
-        logger.info(
-            f"trigger: tenant {tenant.name}: customer map refreshed ({report.error or 'ok'})"
-        )
 
     # -- /route/{token} ----------------------------------------------------------------------
 
@@ -358,36 +296,10 @@ class Bridge:
         ).value
         if number is None:
             return PlainTextResponse("", status_code=404)
-        key = (tenant.name, number)
-        cached = self.route_cache.get(key)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            code = cached[1]
-        else:
-            lookup = asyncio.get_running_loop().run_in_executor(
-                self.crm_pool, self._manager_code, tenant, number
-            )
-            try:
-                code = await asyncio.wait_for(lookup, ROUTE_BUDGET_SECONDS)
-            except (TimeoutError, CRMError):
-                return PlainTextResponse("", status_code=404)  # slow or failed: not cached
-            if len(self.route_cache) > 50_000:
-                self.route_cache.clear()
-            self.route_cache[key] = (now + ROUTE_CACHE_SECONDS, code)
+        code = await self.router.extension(tenant, number)
         if not code:
             return PlainTextResponse("", status_code=404)
         return PlainTextResponse(code)
-
-    def _manager_code(self, tenant: LiveTenant, number: str) -> str | None:
-        try:
-            with one_off_client(self.settings, tenant.settings, budget=ROUTE_BUDGET_SECONDS) as c:
-                body = c.manager_by_phone(number, details=False)
-        except CRMError as exc:
-            logger.warning(f"route: tenant {tenant.name}: telephony/manager failed: {exc}")
-            raise
-        manager = body.get("manager")
-        code = manager.get("code") if isinstance(manager, dict) else None
-        return str(code) if code and re.fullmatch(r"[0-9A-Za-z*#]+", str(code)) else None
 
     # -- /healthz, /metrics ------------------------------------------------------------------
 
@@ -407,32 +319,14 @@ class Bridge:
         return Response(payload, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def _guarded(
-    handler: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """Bad bodies are 400, anything unexpected a 500 with a logged reason, never a traceback
-    in the answer (and never the request's parameters in the log)."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return fail(400, f"bad request: {type(exc).__name__}")
-        except Exception:
-            logger.opt(exception=True).error(f"{request.url.path.split('/')[1]}: handler failed")
-            return fail(500, "internal error")
-
-    return wrapped
-
-
 def build_app(bridge: Bridge) -> Starlette:
     both = ["GET", "POST"]
     routes = [
-        Route("/make-call", _guarded(bridge.make_call), methods=both),
-        Route("/user-status", _guarded(bridge.user_status), methods=both),
-        Route("/activity", _guarded(bridge.activity), methods=both),
-        Route("/trigger/{token}", _guarded(bridge.trigger), methods=both),
-        Route("/route/{token}", _guarded(bridge.route), methods=both),
+        Route("/make-call", guarded(bridge.make_call), methods=both),
+        Route("/user-status", guarded(bridge.user_status), methods=both),
+        Route("/activity", guarded(bridge.activity), methods=both),
+        Route("/trigger/{token}", guarded(bridge.trigger), methods=both),
+        Route("/route/{token}", guarded(bridge.route), methods=both),
         Route("/healthz", bridge.healthz, methods=["GET"]),
         Route("/metrics", bridge.metrics_page, methods=["GET"]),
     ]

@@ -127,8 +127,7 @@ class BridgeService:
             watchdog.cancel()
             if self.ami is not None:
                 await self.ami.close()
-            for task in self.bridge.refreshing.values():
-                task.cancel()
+            self.bridge.refresher.cancel()
             self.bridge.crm_pool.shutdown(wait=False, cancel_futures=True)
             if signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
