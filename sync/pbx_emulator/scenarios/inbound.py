@@ -1,174 +1,16 @@
-"""One description per scripted call, two renderings: the AMI events Asterisk emits while the
-call happens, and the CDR legs it writes afterwards (spec/realtime-bridge.md B3, B5).
-
-Both come from the same object, so the live events and the later upload of a call agree on
-``linkedid`` (the upload's ``externalId``), the extensions and the numbers. Issue #13 (pop-ups)
-extends this module with more shapes; the emulator only plays what it is given.
-"""
+"""Calls from a trunk to the extensions: ring group (B3 (i)), queue with Local members (ii),
+blind transfer (iv)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sync.calls.legs import Leg
-
-Event = dict[str, str]
-
-OUTCOMES = ("answered", "busy", "no answer", "failed")
-_DIAL_STATUS = {
-    "answered": "ANSWER",
-    "busy": "BUSY",
-    "no answer": "NOANSWER",
-    "failed": "CHANUNAVAIL",
-}
-_DISPOSITION = {
-    "answered": "ANSWERED",
-    "busy": "BUSY",
-    "no answer": "NO ANSWER",
-    "failed": "FAILED",
-}
-_ORIGINATE_REASON = {"answered": "4", "busy": "5", "no answer": "3", "failed": "0"}
-
-
-def _channel_event(name: str, channel: str, uniqueid: str, linkedid: str, **extra: str) -> Event:
-    return {
-        "Event": name,
-        "Channel": channel,
-        "Uniqueid": uniqueid,
-        "Linkedid": linkedid,
-        **extra,
-    }
-
-
-@dataclass(frozen=True)
-class OutboundCall:
-    """B3 (iii): extension dials a customer through the trunk."""
-
-    linkedid: str
-    extension: str
-    number: str
-    """What the extension dialled (the dial string)."""
-    start: datetime
-    outcome: str = "answered"
-    ring_seconds: int = 5
-    talk_seconds: int = 30
-    trunk: str = "beltelecom"
-    seq: int = 1
-    # What a CDR generator decides itself (sync/calls/demo_cdr.py); defaults derive from seq.
-    caller_channel_name: str = ""
-    trunk_channel_name: str = ""
-    recording: str = ""
-    sequence: int | None = None
-    tenant: str = ""
-
-    @property
-    def caller_channel(self) -> str:
-        return self.caller_channel_name or f"PJSIP/{self.extension}-{self.seq:08x}"
-
-    @property
-    def trunk_channel(self) -> str:
-        return self.trunk_channel_name or f"PJSIP/{self.trunk}-{self.seq + 1:08x}"
-
-    @property
-    def trunk_uniqueid(self) -> str:
-        return f"{self.linkedid}.t"
-
-    def talk(self) -> int:
-        return self.talk_seconds if self.outcome == "answered" else 0
-
-    def events(self) -> list[Event]:
-        lid, ext, num = self.linkedid, self.extension, self.number
-        caller, trunk, tid = self.caller_channel, self.trunk_channel, self.trunk_uniqueid
-        status = _DIAL_STATUS[self.outcome]
-        events = [
-            _channel_event(
-                "Newchannel",
-                caller,
-                lid,
-                lid,
-                CallerIDNum=ext,
-                Exten=num,
-                Context="from-internal",
-                ChannelState="4",
-                ChannelStateDesc="Ring",
-            ),
-            _channel_event(
-                "Newchannel",
-                trunk,
-                tid,
-                lid,
-                CallerIDNum=num,
-                Exten=num,
-                Context="from-trunk",
-                ChannelState="0",
-                ChannelStateDesc="Down",
-            ),
-            {
-                "Event": "DialBegin",
-                "Channel": caller,
-                "Uniqueid": lid,
-                "Linkedid": lid,
-                "CallerIDNum": ext,
-                "DestChannel": trunk,
-                "DestUniqueid": tid,
-                "DestLinkedid": lid,
-                "DestCallerIDNum": num,
-                "DialString": f"{self.trunk}/{num}",
-            },
-        ]
-        if self.outcome in ("answered", "no answer"):
-            events.append(
-                _channel_event(
-                    "Newstate", trunk, tid, lid, ChannelState="5", ChannelStateDesc="Ringing"
-                )
-            )
-        events.append(
-            {
-                "Event": "DialEnd",
-                "Channel": caller,
-                "Uniqueid": lid,
-                "Linkedid": lid,
-                "DestChannel": trunk,
-                "DestUniqueid": tid,
-                "DestLinkedid": lid,
-                "DialStatus": status,
-            }
-        )
-        if self.outcome == "answered":
-            events.append(
-                _channel_event("Newstate", trunk, tid, lid, ChannelState="6", ChannelStateDesc="Up")
-            )
-        events += [
-            _channel_event("Hangup", trunk, tid, lid, Cause="16"),
-            _channel_event("Hangup", caller, lid, lid, Cause="16"),
-        ]
-        return events
-
-    def legs(self) -> list[Leg]:
-        talk = self.talk()
-        ring = self.ring_seconds if self.outcome != "busy" else 1
-        return [
-            Leg(
-                uniqueid=self.linkedid,
-                linkedid=self.linkedid,
-                sequence=self.seq if self.sequence is None else self.sequence,
-                start=self.start,
-                answer=self.start + timedelta(seconds=ring) if talk else None,
-                end=self.start + timedelta(seconds=ring + talk),
-                src=self.extension,
-                dst=self.number,
-                clid=f'"{self.extension}" <{self.extension}>',
-                channel=self.caller_channel,
-                dstchannel=self.trunk_channel,
-                lastapp="Dial",
-                disposition=_DISPOSITION[self.outcome],
-                duration=ring + talk,
-                billsec=talk,
-                recordingfile=self.recording,
-                tenant=self.tenant,
-            )
-        ]
+from sync.pbx_emulator.scenarios.common import (
+    Event,
+    channel_event,
+)
 
 
 @dataclass(frozen=True)
@@ -211,7 +53,7 @@ class RingGroupCall:
     def events(self) -> list[Event]:
         lid, trunk = self.linkedid, self.trunk_channel
         events = [
-            _channel_event(
+            channel_event(
                 "Newchannel",
                 trunk,
                 lid,
@@ -226,7 +68,7 @@ class RingGroupCall:
         members = [self.member_channel(i) for i in range(len(self.extensions))]
         for (channel, uid), ext in zip(members, self.extensions, strict=True):
             events.append(
-                _channel_event(
+                channel_event(
                     "Newchannel",
                     channel,
                     uid,
@@ -252,7 +94,7 @@ class RingGroupCall:
             )
         for channel, uid in members:
             events.append(
-                _channel_event(
+                channel_event(
                     "Newstate",
                     channel,
                     uid,
@@ -281,11 +123,11 @@ class RingGroupCall:
                 }
             )
             if ext != self.answered_by:
-                events.append(_channel_event("Hangup", channel, uid, lid, Cause="26"))
+                events.append(channel_event("Hangup", channel, uid, lid, Cause="26"))
         for (channel, uid), ext in zip(members, self.extensions, strict=True):
             if ext == self.answered_by:
-                events.append(_channel_event("Hangup", channel, uid, lid, Cause="16"))
-        events.append(_channel_event("Hangup", trunk, lid, lid, Cause="16"))
+                events.append(channel_event("Hangup", channel, uid, lid, Cause="16"))
+        events.append(channel_event("Hangup", trunk, lid, lid, Cause="16"))
         return events
 
     def legs(self) -> list[Leg]:
@@ -315,181 +157,6 @@ class RingGroupCall:
                     recordingfile=self.recording if answered else "",
                     did=self.did,
                     tenant=self.tenant,
-                )
-            )
-        return legs
-
-
-@dataclass(frozen=True)
-class ClickCall:
-    """B5: the call an ``Originate`` makes: the manager's phone rings first through a Local
-    channel; once answered the customer's number is dialled. ``linkedid`` is the click's
-    ``ChannelId``, so the call's CDR, its events and the upload all carry it."""
-
-    linkedid: str
-    action_id: str
-    extension: str
-    number: str
-    start: datetime
-    outcome: str = "answered"
-    """What the manager's phone does: answered (then the customer answers), busy, no answer,
-    failed (phone offline)."""
-    ring_seconds: int = 3
-    talk_seconds: int = 25
-    trunk: str = "beltelecom"
-    context: str = "originate-skipvm"
-    seq: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def local(self) -> str:
-        return f"Local/{self.extension}@{self.context}-{self.seq:08x}"
-
-    @property
-    def phone_channel(self) -> str:
-        return f"PJSIP/{self.extension}-{self.seq + 1:08x}"
-
-    def customer_leg(self) -> OutboundCall:
-        """The second half: the Local channel dials the customer like an extension would."""
-        return OutboundCall(
-            linkedid=self.linkedid,
-            extension=self.extension,
-            number=self.number,
-            start=self.start + timedelta(seconds=self.ring_seconds),
-            talk_seconds=self.talk_seconds,
-            trunk=self.trunk,
-            seq=self.seq + 2,
-        )
-
-    def events(self) -> list[Event]:
-        lid, ext = self.linkedid, self.extension
-        half1, half2, phone = f"{self.local};1", f"{self.local};2", self.phone_channel
-        uid2, uid_phone = f"{lid};2", f"{lid}.p"
-        events = [
-            _channel_event(
-                "Newchannel",
-                half1,
-                lid,
-                lid,
-                CallerIDNum=self.number,
-                Exten=self.number,
-                Context="from-internal",
-                ChannelState="0",
-                ChannelStateDesc="Down",
-            ),
-            _channel_event(
-                "Newchannel",
-                half2,
-                uid2,
-                lid,
-                CallerIDNum=self.number,
-                Exten=ext,
-                Context=self.context,
-                ChannelState="4",
-                ChannelStateDesc="Ring",
-            ),
-            _channel_event(
-                "Newchannel",
-                phone,
-                uid_phone,
-                lid,
-                CallerIDNum=ext,
-                ConnectedLineNum=self.number,
-                ChannelState="0",
-                ChannelStateDesc="Down",
-            ),
-            {
-                "Event": "DialBegin",
-                "Channel": half2,
-                "Uniqueid": uid2,
-                "Linkedid": lid,
-                "DestChannel": phone,
-                "DestUniqueid": uid_phone,
-                "DestLinkedid": lid,
-                "DestCallerIDNum": ext,
-            },
-        ]
-        if self.outcome in ("answered", "no answer"):
-            events.append(
-                _channel_event(
-                    "Newstate", phone, uid_phone, lid, ChannelState="5", ChannelStateDesc="Ringing"
-                )
-            )
-        events.append(
-            {
-                "Event": "DialEnd",
-                "Channel": half2,
-                "Uniqueid": uid2,
-                "Linkedid": lid,
-                "DestChannel": phone,
-                "DestUniqueid": uid_phone,
-                "DestLinkedid": lid,
-                "DialStatus": _DIAL_STATUS[self.outcome],
-            }
-        )
-        events.append(
-            {
-                "Event": "OriginateResponse",
-                "ActionID": self.action_id,
-                "Response": "Success" if self.outcome == "answered" else "Failure",
-                "Channel": half1,
-                "Context": "from-internal",
-                "Exten": self.number,
-                "Reason": _ORIGINATE_REASON[self.outcome],
-                "Uniqueid": lid,
-                "CallerIDNum": self.number,
-                "CallerIDName": self.number,
-            }
-        )
-        if self.outcome == "answered":
-            customer = self.customer_leg()
-            # the customer's leg starts on the Local ;1 half, not on a phone
-            events += [
-                {**e, "Channel": half1} if e.get("Channel") == customer.caller_channel else e
-                for e in customer.events()
-                if not (
-                    e["Event"] in ("Newchannel", "Hangup")
-                    and e.get("Channel") == customer.caller_channel
-                )
-            ]
-        events += [
-            _channel_event("Hangup", phone, uid_phone, lid, Cause="16"),
-            _channel_event("Hangup", half2, uid2, lid, Cause="16"),
-            _channel_event("Hangup", half1, lid, lid, Cause="16"),
-        ]
-        return events
-
-    def legs(self) -> list[Leg]:
-        """What the CDR keeps: the manager leg, then (answered) the customer leg of ;1."""
-        manager_talk = self.talk_seconds + self.ring_seconds if self.outcome == "answered" else 0
-        legs = [
-            Leg(
-                uniqueid=f"{self.linkedid};2",
-                linkedid=self.linkedid,
-                sequence=self.seq,
-                start=self.start,
-                answer=self.start + timedelta(seconds=self.ring_seconds) if manager_talk else None,
-                end=self.start + timedelta(seconds=self.ring_seconds + manager_talk),
-                src=self.number,
-                dst=self.extension,
-                clid=f'"{self.number}" <{self.number}>',
-                channel=f"{self.local};2",
-                dstchannel=self.phone_channel,
-                lastapp="Dial",
-                disposition=_DISPOSITION[self.outcome],
-                duration=self.ring_seconds + manager_talk,
-                billsec=manager_talk,
-            )
-        ]
-        if self.outcome == "answered":
-            customer = self.customer_leg().legs()[0]
-            legs.append(
-                Leg(
-                    **{
-                        **{name: getattr(customer, name) for name in Leg.__slots__},
-                        "uniqueid": self.linkedid,
-                        "channel": f"{self.local};1",
-                    }
                 )
             )
         return legs
@@ -540,32 +207,32 @@ class QueueCall:
     def events(self) -> list[Event]:
         lid, trunk = self.linkedid, self.trunk_channel
         events = [
-            _channel_event("Newchannel", trunk, lid, lid, CallerIDNum=self.caller,
+            channel_event("Newchannel", trunk, lid, lid, CallerIDNum=self.caller,
                            Exten=self.queue, Context="from-trunk", ChannelState="4",
                            ChannelStateDesc="Ring"),
-            _channel_event("QueueCallerJoin", trunk, lid, lid, Queue=self.queue, Position="1",
+            channel_event("QueueCallerJoin", trunk, lid, lid, Queue=self.queue, Position="1",
                            CallerIDNum=self.caller),
         ]  # fmt: skip
         for index, ext in enumerate(self.extensions):
             local, uid2, phone, uid_phone = self.member(index)
             uid1 = f"{uid2}.1"
             events += [
-                _channel_event("Newchannel", f"{local};1", uid1, lid, Exten=ext,
+                channel_event("Newchannel", f"{local};1", uid1, lid, Exten=ext,
                                Context="from-queue", ChannelState="0", ChannelStateDesc="Down"),
-                _channel_event("Newchannel", f"{local};2", uid2, lid, Exten=ext,
+                channel_event("Newchannel", f"{local};2", uid2, lid, Exten=ext,
                                Context="from-queue", ChannelState="4", ChannelStateDesc="Ring"),
                 {"Event": "AgentCalled", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
                  "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid,
                  "Queue": self.queue, "MemberName": ext, "Interface": f"Local/{ext}@from-queue/n"},
                 {"Event": "DialBegin", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
                  "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid},
-                _channel_event("Newchannel", phone, uid_phone, lid, CallerIDNum=ext,
+                channel_event("Newchannel", phone, uid_phone, lid, CallerIDNum=ext,
                                ConnectedLineNum=self.caller, ChannelState="0",
                                ChannelStateDesc="Down"),
                 {"Event": "DialBegin", "Channel": f"{local};2", "Uniqueid": uid2, "Linkedid": lid,
                  "DestChannel": phone, "DestUniqueid": uid_phone, "DestLinkedid": lid,
                  "DestCallerIDNum": ext},
-                _channel_event("Newstate", phone, uid_phone, lid, ChannelState="5",
+                channel_event("Newstate", phone, uid_phone, lid, ChannelState="5",
                                ChannelStateDesc="Ringing", ConnectedLineNum=self.caller),
             ]  # fmt: skip
         for index, ext in enumerate(self.extensions):
@@ -587,9 +254,9 @@ class QueueCall:
                                "RingTime": str(self.ring_seconds)})  # fmt: skip
             else:
                 events += [
-                    _channel_event("Hangup", phone, uid_phone, lid, Cause="26"),
-                    _channel_event("Hangup", f"{local};2", uid2, lid, Cause="26"),
-                    _channel_event("Hangup", f"{local};1", f"{uid2}.1", lid, Cause="26"),
+                    channel_event("Hangup", phone, uid_phone, lid, Cause="26"),
+                    channel_event("Hangup", f"{local};2", uid2, lid, Cause="26"),
+                    channel_event("Hangup", f"{local};1", f"{uid2}.1", lid, Cause="26"),
                 ]
         index = self.extensions.index(self.answered_by)
         local, uid2, phone, uid_phone = self.member(index)
@@ -597,10 +264,10 @@ class QueueCall:
             {"Event": "AgentComplete", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
              "Queue": self.queue, "MemberName": self.answered_by, "Reason": "caller",
              "TalkTime": str(self.talk_seconds)},
-            _channel_event("Hangup", phone, uid_phone, lid, Cause="16"),
-            _channel_event("Hangup", f"{local};2", uid2, lid, Cause="16"),
-            _channel_event("Hangup", f"{local};1", f"{uid2}.1", lid, Cause="16"),
-            _channel_event("Hangup", trunk, lid, lid, Cause="16"),
+            channel_event("Hangup", phone, uid_phone, lid, Cause="16"),
+            channel_event("Hangup", f"{local};2", uid2, lid, Cause="16"),
+            channel_event("Hangup", f"{local};1", f"{uid2}.1", lid, Cause="16"),
+            channel_event("Hangup", trunk, lid, lid, Cause="16"),
         ]  # fmt: skip
         return events
 
@@ -683,20 +350,20 @@ class BlindTransferCall:
     def events(self) -> list[Event]:
         lid, trunk = self.linkedid, self.trunk_channel
         events = [
-            _channel_event("Newchannel", trunk, lid, lid, CallerIDNum=self.caller,
+            channel_event("Newchannel", trunk, lid, lid, CallerIDNum=self.caller,
                            Exten=self.first, Context="from-trunk", ChannelState="4",
                            ChannelStateDesc="Ring"),
         ]  # fmt: skip
         for ext in (self.first, self.second):
             channel, uid = self.phone(ext)
             events += [
-                _channel_event("Newchannel", channel, uid, lid, CallerIDNum=ext,
+                channel_event("Newchannel", channel, uid, lid, CallerIDNum=ext,
                                ConnectedLineNum=self.caller, ChannelState="0",
                                ChannelStateDesc="Down"),
                 {"Event": "DialBegin", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
                  "DestChannel": channel, "DestUniqueid": uid, "DestLinkedid": lid,
                  "DestCallerIDNum": ext},
-                _channel_event("Newstate", channel, uid, lid, ChannelState="5",
+                channel_event("Newstate", channel, uid, lid, ChannelState="5",
                                ChannelStateDesc="Ringing", ConnectedLineNum=self.caller),
                 {"Event": "DialEnd", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
                  "DestChannel": channel, "DestUniqueid": uid, "DestLinkedid": lid,
@@ -709,12 +376,12 @@ class BlindTransferCall:
                      "TransfereeChannel": trunk, "TransfereeUniqueid": lid,
                      "TransfereeLinkedid": lid, "IsExternal": "No", "Context": "from-internal",
                      "Extension": self.second},
-                    _channel_event("Hangup", channel, uid, lid, Cause="16"),
+                    channel_event("Hangup", channel, uid, lid, Cause="16"),
                 ]  # fmt: skip
         channel, uid = self.phone(self.second)
         events += [
-            _channel_event("Hangup", channel, uid, lid, Cause="16"),
-            _channel_event("Hangup", trunk, lid, lid, Cause="16"),
+            channel_event("Hangup", channel, uid, lid, Cause="16"),
+            channel_event("Hangup", trunk, lid, lid, Cause="16"),
         ]
         return events
 
@@ -746,7 +413,3 @@ class BlindTransferCall:
                 )
             )
         return legs
-
-
-Scenario = OutboundCall | RingGroupCall | QueueCall | BlindTransferCall | ClickCall
-"""Every scripted call: each renders ``events()`` (live, AMI) and ``legs()`` (later, CDR)."""
