@@ -150,6 +150,14 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(
         process.stdout.close()  # type: ignore[union-attr]
         process.stderr.close()  # type: ignore[union-attr]
     assert len(pbx.actions_named("Originate")) == 1
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'sync.db'}")
+    state = Store(engine).tenant("shop")
+    engine.dispose()
+    assert state is not None and state.client_id and state.trigger_token
+    logged = "".join(p.read_text() for p in (tmp_path / "logs").glob("*") if p.is_file())
+    assert "click c2c-" in logged  # the log is there, and it holds no secret
+    for secret in (API_KEY, AMI_SECRET, state.client_id, state.trigger_token):
+        assert secret not in logged
 
 
 def test_check_reports_the_ami_login_permissions_and_public_url(
