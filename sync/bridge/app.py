@@ -97,7 +97,10 @@ class Bridge:
 
     async def tenant_for(self, params: dict[str, Any], route: str) -> LiveTenant | None:
         client_id = text(params, "clientId")
-        tenant = await asyncio.to_thread(self.directory.by_client_id, client_id)
+        # The usual case is answered from memory on the loop, without a thread hop.
+        tenant = self.directory.cached_by_client_id(client_id) or await asyncio.to_thread(
+            self.directory.by_client_id, client_id
+        )
         if tenant is None:
             logger.warning(f"{route}: unknown clientId refused (value not logged)")
         return tenant

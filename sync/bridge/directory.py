@@ -93,6 +93,21 @@ class TenantDirectory:
                     found = tenant
         return found
 
+    def fresh(self) -> bool:
+        """Lookups answer from memory now (no database read): no worker thread needed."""
+        return time.monotonic() - self._loaded_at <= RELOAD_SECONDS
+
+    def cached_by_client_id(self, client_id: str) -> LiveTenant | None:
+        """From memory only, never the database: None when unknown or the cache is stale
+        (then ``by_client_id`` in a worker thread decides)."""
+        if not client_id or not self.fresh():
+            return None
+        found = None
+        for tenant in self._tenants:
+            if _same(client_id, tenant.client_id) and found is None:
+                found = tenant
+        return found
+
     def by_client_id(self, client_id: str) -> LiveTenant | None:
         """Blocking (may read the database): call from a worker thread."""
         return self._find(client_id, "client_id") if client_id else None
