@@ -90,6 +90,7 @@ def _print(results: dict[str, Any]) -> None:
         "rss_growth",
         "click_p50_ms",
         "click_p99_ms",
+        "serve_cpu_ms_per_click",
         "serve_rss_idle_mb",
         "serve_rss_after_clicks_mb",
         "serve_rss_growth",

@@ -9,15 +9,19 @@ flight; RSS of the serve process idle and after 10 000 clicks.
 
 from __future__ import annotations
 
+import http.client
+import json
 import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -32,6 +36,13 @@ from tests.engine_fixtures import KEY_ENV
 from tests.live_fixtures import AMI_ENV, AMI_SECRET, free_port, live_config
 
 EXTENSIONS = [str(e) for e in range(101, 121)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb(pid: int) -> float:
@@ -74,25 +85,33 @@ def _pbx_main(conn: Any) -> None:
 def _clicks(
     base: str, client_id: str, first: int, count: int, concurrency: int, pbx: PbxProcess
 ) -> list[float]:
-    """Send ``count`` distinct clicks; returns each click's request→Originate latency (ms)."""
-    sessions: dict[int, requests.Session] = {}
+    """Send ``count`` distinct clicks; returns each click's request→Originate latency (ms).
+
+    A bare keep-alive ``http.client`` connection per thread: the load generator's own cost
+    (and its threads' wait for the GIL) is kept out of the figure as far as possible.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    connections = threading.local()
 
     def one(i: int) -> tuple[str, float]:
-        import threading
-
-        session = sessions.setdefault(threading.get_ident(), requests.Session())
+        if not hasattr(connections, "conn"):
+            connections.conn = http.client.HTTPConnection(host, int(port), timeout=10)
         ext = EXTENSIONS[i % len(EXTENSIONS)]
-        params = {
-            "clientId": client_id,
-            "code": ext,
-            "userId": str(11 + EXTENSIONS.index(ext)),
-            "phone": f"+375291{first + i:06d}",
-        }
+        query = urlencode(
+            {
+                "clientId": client_id,
+                "code": ext,
+                "userId": str(11 + EXTENSIONS.index(ext)),
+                "phone": f"+375291{first + i:06d}",
+            }
+        )
         began = time.perf_counter()
-        answer = session.get(base + "/make-call", params=params, timeout=10)
-        if answer.status_code != 200:
-            raise RuntimeError(f"click answered {answer.status_code}: {answer.text}")
-        return answer.json()["callExternalId"], began
+        connections.conn.request("GET", f"/make-call?{query}")
+        answer = connections.conn.getresponse()
+        body = answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"click answered {answer.status}: {body!r}")
+        return json.loads(body)["callExternalId"], began
 
     with ThreadPoolExecutor(concurrency) as pool:
         sent = list(pool.map(one, range(count)))
@@ -140,7 +159,9 @@ def measure(workdir: Path, clicks: int = 1000, rss_clicks: int = 10_000) -> dict
             _clicks(base, state.client_id, 0, 100, 20, pbx)  # warm-up
             time.sleep(2)
             rss_idle = _rss_mb(proc.pid)
+            cpu_before = _cpu_seconds(proc.pid)
             latencies = _clicks(base, state.client_id, 1000, clicks, 20, pbx)
+            cpu_per_click = (_cpu_seconds(proc.pid) - cpu_before) / clicks * 1000
             _clicks(base, state.client_id, 100_000, rss_clicks - clicks, 20, pbx)
             time.sleep(2)
             rss_after = _rss_mb(proc.pid)
@@ -155,6 +176,7 @@ def measure(workdir: Path, clicks: int = 1000, rss_clicks: int = 10_000) -> dict
         "click_p50_ms": round(statistics.median(latencies), 2),
         "click_p99_ms": round(quantiles[98], 2),
         "click_max_ms": round(max(latencies), 2),
+        "serve_cpu_ms_per_click": round(cpu_per_click, 2),
         "clicks": clicks,
         "click_concurrency": 20,
         "serve_rss_idle_mb": round(rss_idle, 1),

@@ -93,14 +93,10 @@ class TenantDirectory:
                     found = tenant
         return found
 
-    def fresh(self) -> bool:
-        """Lookups answer from memory now (no database read): no worker thread needed."""
-        return time.monotonic() - self._loaded_at <= RELOAD_SECONDS
-
     def cached_by_client_id(self, client_id: str) -> LiveTenant | None:
-        """From memory only, never the database: None when unknown or the cache is stale
-        (then ``by_client_id`` in a worker thread decides)."""
-        if not client_id or not self.fresh():
+        """From memory only, never the database (``serve`` reloads it in the background every
+        ``RELOAD_SECONDS``): None when unknown, then ``by_client_id`` in a thread decides."""
+        if not client_id:
             return None
         found = None
         for tenant in self._tenants:

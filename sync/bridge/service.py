@@ -22,6 +22,7 @@ from loguru import logger
 from jobs.notify import Notifier
 from sync.ami import AmiClient
 from sync.bridge.app import Bridge, build_app
+from sync.bridge.directory import RELOAD_SECONDS
 from sync.config import Settings
 from sync.engine.store import Store
 
@@ -87,6 +88,16 @@ class BridgeService:
             self.notifier.stopping("finishing requests in flight")
         self.server.should_exit = True
 
+    async def _reload_directory(self) -> None:
+        """clientIds, tokens and /activity flags from the database, off the request path (a
+        click never waits for this read; an unknown clientId still reloads at once)."""
+        while True:
+            await asyncio.sleep(RELOAD_SECONDS)
+            try:
+                await asyncio.to_thread(self.bridge.directory.load)
+            except Exception as exc:  # the database may be away for a while; keep serving
+                logger.warning(f"serve: tenant directory not reloaded: {type(exc).__name__}")
+
     async def _serve_http(self) -> None:
         try:
             await self.server.serve()
@@ -112,6 +123,7 @@ class BridgeService:
         watchdog = asyncio.create_task(
             _feed_watchdog(self.notifier, self.server, ami_task, http_task)
         )
+        reloader = asyncio.create_task(self._reload_directory())
         try:
             while not self.server.started and not http_task.done():
                 await asyncio.sleep(0.02)
@@ -125,6 +137,7 @@ class BridgeService:
             await http_task
         finally:
             watchdog.cancel()
+            reloader.cancel()
             if self.ami is not None:
                 await self.ami.close()
             self.bridge.refresher.cancel()
