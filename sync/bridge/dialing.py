@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
@@ -40,15 +41,21 @@ def phone_text_problem(raw: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _parsed(e164: str) -> phonenumbers.PhoneNumber | None:
+    """One parse per number for the allow check and the dial string (immutable use only)."""
+    try:
+        return phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+
+
 def number_allowed(e164: str, allow: Sequence[str], country: str) -> bool:
     """``allow`` regexes (searched in the E.164 text); by default numbers of ``country`` only."""
     if allow:
         return any(re.search(pattern, e164) for pattern in allow)
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.region_code_for_number(parsed) == country.upper()
+    parsed = _parsed(e164)
+    return parsed is not None and phonenumbers.region_code_for_number(parsed) == country.upper()
 
 
 def dialable_e164(
@@ -92,7 +99,9 @@ def dial_string(
     ``international``: always the international prefix (``810375291234567`` from BY).
     ``dial_prefixes[0]`` (an outbound route's ``9``) goes in front.
     """
-    parsed = phonenumbers.parse(e164, None)
+    parsed = _parsed(e164)
+    if parsed is None:
+        raise ValueError(f"not an E.164 number: {e164!r}")
     country_code = str(parsed.country_code)
     national = phonenumbers.national_significant_number(parsed)
     home = phonenumbers.region_code_for_number(parsed) == country.upper()
