@@ -169,11 +169,12 @@ class AmiClient:
             return True
         finally:
             self.connected = False
-            for task in (reading, pinging):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+            helpers = [task for task in (reading, pinging) if task is not None]
+            for task in helpers:
+                task.cancel()
+            # gather, not `suppress(CancelledError)`: a close() arriving right now must still
+            # cancel us (swallowing it here would leave run() reconnecting forever).
+            await asyncio.gather(*helpers, return_exceptions=True)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)

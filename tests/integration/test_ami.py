@@ -35,7 +35,8 @@ async def until(condition: Callable[[], object], what: str, deadline: float = 15
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(test())
+    """A hang (say a close() that never returns) fails the test instead of the suite."""
+    asyncio.run(asyncio.wait_for(test(), 60))
 
 
 def client(pbx: PbxEmulator, secret: str = SECRET, **options: float) -> AmiClient:
