@@ -78,6 +78,7 @@ class AmiClient:
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(3)
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def __repr__(self) -> str:
         return f"AmiClient({self.username}@{self.host}:{self.port}, {self.state})"
@@ -100,18 +101,25 @@ class AmiClient:
         return self._task
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop for good. The cancel is repeated until the task ends: Python 3.11's
+        ``wait_for`` can lose a cancellation that meets an answer arriving at the same moment,
+        and ``_closing`` ends the loop at its next turn even then."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._closing = True
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
 
     async def run(self) -> None:
         """Connect, serve, reconnect, until cancelled."""
         dispatcher = asyncio.create_task(self._dispatch(), name="ami-events")
         attempt = 0
         try:
-            while True:
+            while not self._closing:
                 logged_in = await self._session()
                 attempt = 0 if logged_in else attempt + 1
                 await asyncio.sleep(self.backoff[min(attempt, len(self.backoff) - 1)])
