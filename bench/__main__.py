@@ -3,7 +3,7 @@
 BENCH_N sets N (default 100 000 calls); BENCH_IDLE_LEGS the idle-poll table (5 000 000 legs);
 BENCH_BASELINE the calls of the naive baseline (200); BENCH_REPORT_N the calls of the report
 benchmark (1 000 000). Each part also runs on its own: ``python -m bench
-builder|backfill|idle|report``.
+builder|backfill|idle|report|clicks`` (or ``make bench BENCH_ONLY=clicks``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, builder, idle, report
+from bench import backfill, builder, clicks, idle, report
 from sync import logs
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -28,6 +28,8 @@ TARGETS = {
     "report_scan_ratio": ("<=", 3.0),
     "report_rss_mb": ("<", 300.0),
     "report_html_kb": ("<", 300.0),
+    "click_p99_ms": ("<", 50.0),
+    "serve_rss_growth": ("<", 0.1),
 }
 
 
@@ -37,7 +39,7 @@ def main(parts: list[str]) -> int:
     idle_legs = int(os.environ.get("BENCH_IDLE_LEGS", "5000000"))
     sample = int(os.environ.get("BENCH_BASELINE", "200"))
     report_n = int(os.environ.get("BENCH_REPORT_N", "1000000"))
-    parts = parts or ["builder", "backfill", "idle", "report"]
+    parts = parts or ["builder", "backfill", "idle", "report", "clicks"]
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -66,6 +68,8 @@ def main(parts: list[str]) -> int:
             results.update(idle_poll_ms=poll["db_ms"], idle_detail=poll)
         if "report" in parts:
             results.update(report.measure(report_n, _dir(work, "report")))
+        if "clicks" in parts:
+            results.update(clicks.measure(_dir(work, "clicks")))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     _print(results)
     return 0
@@ -97,6 +101,12 @@ def _print(results: dict[str, Any]) -> None:
         "report_scan_ratio",
         "report_rss_mb",
         "report_html_kb",
+        "click_p50_ms",
+        "click_p99_ms",
+        "serve_cpu_ms_per_click",
+        "serve_rss_idle_mb",
+        "serve_rss_after_clicks_mb",
+        "serve_rss_growth",
     ):
         if key not in results:
             continue

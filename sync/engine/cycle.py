@@ -148,6 +148,12 @@ class TenantCycle:
             return report
         paused = False
         cursor: datetime | None = None
+        state = self.store.tenant(self.tenant.name)
+        crm_paused = state.crm_paused if state is not None else None
+        if crm_paused is not None:
+            report.outcome, report.error = CycleOutcome.PAUSED, crm_paused
+            self._finish(lease, report, None, True)
+            return report
         try:
             requeued = self.store.reset_sending(lease, now)
             if requeued:

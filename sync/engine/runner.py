@@ -12,26 +12,13 @@ import sqlalchemy as sa
 
 from sync import db
 from sync.config import Settings, TenantSettings
-from sync.crm import RetailCRMClient
+from sync.crm.factory import daemon_client
 from sync.engine.customers import CustomerMap, MapReport
 from sync.engine.cycle import CycleReport, Progress, ResyncWindow, TenantCycle
 from sync.engine.orders import OrderMirror
 from sync.engine.store import Store, this_owner
 from sync.sources import open_source
 from sync.timeutil import Clock, utcnow
-
-
-def make_client(settings: Settings, tenant: TenantSettings) -> RetailCRMClient:
-    return RetailCRMClient(
-        tenant.url,
-        tenant.api_key.reveal(),
-        tenant=tenant.name,
-        telephony_rps=tenant.rate_limit,
-        connect_timeout=settings.sync.connect_timeout,
-        read_timeout=settings.sync.read_timeout,
-        pool_size=settings.sync.max_in_flight,
-        site=tenant.site,
-    )
 
 
 class Runner:
@@ -54,7 +41,7 @@ class Runner:
         self.store = Store(self.engine)
         self._same_db = settings.source.url == settings.database.url
         self._source: Any = None
-        self.clients = {t.name: make_client(settings, t) for t in settings.tenants}
+        self.clients = {t.name: daemon_client(settings, t) for t in settings.tenants}
         self.store.ensure_tenants(t.name for t in settings.tenants)
 
     @property
