@@ -26,8 +26,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Figures, not tests: prints a table and writes bench/results.json (BENCH_N sets N).
+# BENCH_ONLY runs some parts only, e.g. `make bench BENCH_ONLY=clicks` (builder backfill idle report clicks).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ONLY)
 
 # Kill -9, concurrent daemons, CRM outage, timeouts, database restart, tenant isolation, bad
 # input, secrets (issue 7; docs/reliability.md). RELIABILITY_SIZE=ci: the reduced size CI runs.

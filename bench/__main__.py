@@ -4,7 +4,7 @@ BENCH_N sets N (default 100 000 calls); BENCH_IDLE_LEGS the idle-poll table (5 0
 BENCH_BASELINE the calls of the naive baseline (200); BENCH_REPORT_N the calls of the report
 benchmark (1 000 000); BENCH_TENANTS the tenants of the many-tenants part (2 000; see
 bench/tenants.py for its other knobs). Each part also runs on its own: ``python -m bench
-builder|backfill|idle|report|tenants``.
+builder|backfill|idle|report|clicks|tenants`` (or ``make bench BENCH_ONLY=clicks``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, builder, idle, report, tenants
+from bench import backfill, builder, clicks, idle, report, tenants
 from sync import logs
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -32,6 +32,8 @@ TARGETS = {
     "report_scan_ratio": ("<=", 3.0),
     "report_rss_mb": ("<", 300.0),
     "report_html_kb": ("<", 300.0),
+    "click_p99_ms": ("<", 50.0),
+    "serve_rss_growth": ("<", 0.1),
 }
 
 
@@ -41,7 +43,7 @@ def main(parts: list[str]) -> int:
     idle_legs = int(os.environ.get("BENCH_IDLE_LEGS", "5000000"))
     sample = int(os.environ.get("BENCH_BASELINE", "200"))
     report_n = int(os.environ.get("BENCH_REPORT_N", "1000000"))
-    parts = parts or ["builder", "backfill", "idle", "report", "tenants"]
+    parts = parts or ["builder", "backfill", "idle", "report", "clicks", "tenants"]
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -72,6 +74,8 @@ def main(parts: list[str]) -> int:
             results.update(tenants.measure(_dir(work, "tenants")))
         if "report" in parts:
             results.update(report.measure(report_n, _dir(work, "report")))
+        if "clicks" in parts:
+            results.update(clicks.measure(_dir(work, "clicks")))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     _print(results)
     return 0
@@ -113,6 +117,12 @@ def _print(results: dict[str, Any]) -> None:
         "report_scan_ratio",
         "report_rss_mb",
         "report_html_kb",
+        "click_p50_ms",
+        "click_p99_ms",
+        "serve_cpu_ms_per_click",
+        "serve_rss_idle_mb",
+        "serve_rss_after_clicks_mb",
+        "serve_rss_growth",
     ):
         if key not in results:
             continue

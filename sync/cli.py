@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("emulator", "serve the RetailCRM API emulator for manual tries"),
     "keys": ("keys", "Fernet key file and encrypted API keys for a tenants directory"),
     "report": ("report", "call and sales report from our tables: text, json, csv or html"),
+    "serve": ("serve", "the live bridge: click-to-call, RetailCRM callbacks, /metrics"),
+    "pbx-emulator": ("pbx_emulator", "serve the Asterisk AMI emulator for manual tries"),
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -166,6 +166,50 @@ class DirectorySettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    """``[serve]``: the live bridge's HTTP side (design §6)."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8019
+    public_url: str = ""
+    popup_on: Literal["ring", "answer", "off"] = "ring"
+    popup_group_ms: int = 300
+    popup_deadline_seconds: float = 3
+    click_dedup_seconds: float = 10
+    pause_on_status: tuple[str, ...] = ("dinner", "break")
+    queue_interface: str = "PJSIP/{extension}"
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    """``[ami]``: the one Asterisk Manager Interface connection of ``serve``."""
+
+    secret: Secret = field(repr=False)
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "retailcrm"
+    ping_seconds: float = 10
+    tenant_field: str = ""
+    connect_timeout: float = 5
+
+
+@dataclass(frozen=True)
+class OriginateSettings:
+    """``[originate]``: how a click becomes a call (rules C3, C4, C7)."""
+
+    method: Literal["ami", "http"] = "ami"
+    channel: str = "Local/{extension}@originate-skipvm"
+    context: str = "from-internal"
+    caller_id: str = '"{phone}" <{phone}>'
+    timeout_seconds: int = 30
+    dial_format: Literal["e164", "national", "international"] = "national"
+    allow: tuple[str, ...] = ()
+    """Regexes on the E.164 number; empty: numbers of ``[pbx] country`` only."""
+    http_url: str = ""
+    http_secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     database: DatabaseSettings
@@ -180,12 +224,20 @@ class Settings:
     """``[tenant_defaults]`` as written: what a tenant (file or directory) leaves out."""
     skipped: tuple[str, ...] = ()
     """Directory rows left out, each with its reason (no secret): ``check`` lists them."""
+    serve: ServeSettings | None = None
+    """``None`` without a ``[serve]`` table: ``serve`` refuses to start, ``register`` sends no
+    callback URLs."""
+    ami: AmiSettings | None = None
+    originate: OriginateSettings = field(default_factory=OriginateSettings)
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
         values = [t.api_key.reveal() for t in self.tenants]
         if self.directory is not None and self.directory.key is not None:
             values.append(self.directory.key.reveal())
+        if self.ami is not None:
+            values.append(self.ami.secret.reveal())
+        values.append(self.originate.http_secret.reveal())
         urls = [self.database.url, self.source.url]
         urls += [self.directory.url] if self.directory is not None else []
         for url in urls:
@@ -474,6 +526,12 @@ class _Parser:
         directory = self.directory(root.table("tenants_directory"), "tenants_directory" in data)
         defaults = self.tenant_defaults(root.table("tenant_defaults"))
         tenants = self.tenants(root, source, defaults, directory is not None)
+        serve = self.serve(root.table("serve")) if "serve" in root.data else None
+        ami = self.ami(root.table("ami")) if "ami" in root.data else None
+        originate = self.originate(root.table("originate"))
+        if serve is not None and ami is None and originate.method == "ami":
+            self.problem("ami", "required when [serve] is set with originate.method = 'ami'")
+        root.used.update(("serve", "ami"))
         root.finish()
         if self.problems:
             raise ConfigError(self.problems)
@@ -488,6 +546,9 @@ class _Parser:
             tenants,
             directory=directory,
             tenant_defaults=MappingProxyType(defaults),
+            serve=serve,
+            ami=ami,
+            originate=originate,
         )
 
     def directory(self, t: _Table, present: bool) -> DirectorySettings | None:
@@ -520,6 +581,108 @@ class _Parser:
             self.problem(t.key(name), "not a tenant key that can have a default")
         t.used.update(t.data)
         return {k: v for k, v in t.data.items() if k in allowed}
+
+    def serve(self, t: _Table) -> ServeSettings:
+        d = ServeSettings()
+        listen = t.get("listen", str, f"{d.listen_host}:{d.listen_port}", _listen)
+        host, port = _split_listen(listen) or (d.listen_host, d.listen_port)
+        if "public_url" not in t.data:
+            self.problem(t.key("public_url"), "required: the address RetailCRM reaches us at")
+        settings = ServeSettings(
+            listen_host=host,
+            listen_port=port,
+            public_url=t.get("public_url", str, "", _public_url).rstrip("/"),
+            popup_on=t.get("popup_on", str, d.popup_on, _one_of("ring", "answer", "off")),  # type: ignore[arg-type]
+            popup_group_ms=t.get("popup_group_ms", int, d.popup_group_ms, _between(0, 5000)),
+            popup_deadline_seconds=t.get(
+                "popup_deadline_seconds", float, d.popup_deadline_seconds, _between(0.1, 60)
+            ),
+            click_dedup_seconds=t.get(
+                "click_dedup_seconds", float, d.click_dedup_seconds, _between(0, 3600)
+            ),
+            pause_on_status=tuple(
+                t.get("pause_on_status", list, list(d.pause_on_status), _statuses)
+            ),
+            queue_interface=t.get(
+                "queue_interface", str, d.queue_interface, _template("extension")
+            ),
+        )
+        t.finish()
+        return settings
+
+    def ami(self, t: _Table) -> AmiSettings:
+        d = AmiSettings(secret=Secret(""))
+        settings = AmiSettings(
+            secret=self.secret(t, "secret", required=True),
+            host=t.get("host", str, d.host, _host),
+            port=t.get("port", int, d.port, _between(1, 65535)),
+            username=t.get("username", str, d.username, _ami_value),
+            ping_seconds=t.get("ping_seconds", float, d.ping_seconds, _between(1, 600)),
+            tenant_field=t.get("tenant_field", str, d.tenant_field, _header_name),
+            connect_timeout=t.get("connect_timeout", float, d.connect_timeout, _between(0.1, 60)),
+        )
+        t.finish()
+        return settings
+
+    def originate(self, t: _Table) -> OriginateSettings:
+        d = OriginateSettings()
+        method = t.get("method", str, d.method, _one_of("ami", "http"))
+        http_url = t.get("http_url", str, "", _template("extension", "number", "phone", "secret"))
+        if method == "http" and not http_url:
+            self.problem(t.key("http_url"), "required when method = 'http'")
+        if http_url and _http_url(re.sub(r"{\w+}", "x", http_url)):
+            self.problem(t.key("http_url"), "must be an http(s) URL template")
+        formats = _one_of("e164", "national", "international")
+        dial_format: str = t.get("dial_format", str, d.dial_format, formats)
+        settings = OriginateSettings(
+            method=method,  # type: ignore[arg-type]
+            channel=t.get("channel", str, d.channel, _template("extension", required="extension")),
+            context=t.get("context", str, d.context, _ami_value),
+            caller_id=t.get("caller_id", str, d.caller_id, _template("phone", "extension")),
+            timeout_seconds=t.get("timeout_seconds", int, d.timeout_seconds, _between(5, 300)),
+            dial_format=dial_format,  # type: ignore[arg-type]
+            allow=tuple(t.get("allow", list, [], _regex_list)),
+            http_url=http_url,
+            http_secret=self.secret(t, "http_secret", required=False),
+        )
+        t.finish()
+        return settings
+
+    def secret(self, t: _Table, stem: str, *, required: bool) -> Secret:
+        """``<stem>_env``, ``<stem>_file`` or a literal ``<stem>``: the api_key rules."""
+        names = (f"{stem}_env", f"{stem}_file", stem)
+        given = [k for k in names if k in t.data and t.data[k] != ""]
+        t.used.update(names)
+        if not given:
+            if required:
+                self.problem(t.key(names[0]), f"required: set one of {', '.join(names)}")
+            return Secret("")
+        if len(given) > 1:
+            self.problem(t.key(names[0]), f"set only one of {', '.join(names)}")
+            return Secret("")
+        which = given[0]
+        value = t.data[which]
+        if not isinstance(value, str):
+            self.problem(t.key(which), "expected a string")
+            return Secret("")
+        if which == names[0]:
+            found = self.environ.get(value, "")
+            if not found:
+                self.problem(t.key(which), f"environment variable {value} is not set or empty")
+        elif which == names[1]:
+            found = self.key_file(t.key(which), Path(value))
+        else:
+            found = value
+            if _group_or_world_readable(self.path):
+                self.problem(
+                    t.key(which),
+                    "a literal secret needs a config file readable by its owner only "
+                    f"(chmod 600 {self.path}); or use {names[0]} / {names[1]}",
+                )
+        if any(c in found for c in "\r\n"):
+            self.problem(t.key(which), "must be one line")
+            return Secret("")
+        return Secret(found.strip())
 
     def database(self, t: _Table) -> DatabaseSettings:
         url = t.get("url", str, DatabaseSettings.url, _own_db_url)
@@ -845,6 +1008,79 @@ def _fernet_key(value: str) -> bool:
         return len(base64.urlsafe_b64decode(value.encode("ascii"))) == 32
     except (binascii.Error, ValueError):
         return False
+
+
+def _split_listen(value: str) -> tuple[str, int] | None:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def _listen(value: str) -> str | None:
+    return None if _split_listen(value) else "expected HOST:PORT, e.g. 127.0.0.1:8019"
+
+
+def _public_url(value: str) -> str | None:
+    reason = _http_url(value)
+    if reason:
+        return "not a URL (e.g. https://pbx.example.com/retailcrm)"
+    parts = _split(value)
+    if parts is not None and (parts.query or parts.fragment):
+        return "must not carry a query or fragment"
+    return None
+
+
+def _host(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", value)
+    return None if ok else "not a host name or address"
+
+
+def _ami_value(value: str) -> str | None:
+    """A value sent as an AMI header: one line, no colon tricks."""
+    ok = re.fullmatch(r"[A-Za-z0-9_.@/+-]{1,80}", value)
+    return None if ok else "letters, digits and _ . @ / + - only"
+
+
+def _header_name(value: str) -> str | None:
+    ok = not value or re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", value)
+    return None if ok else "not an AMI header name"
+
+
+def _statuses(value: list[Any]) -> str | None:
+    allowed = ("busy", "dinner", "break")
+    ok = all(isinstance(v, str) and v in allowed for v in value)
+    return None if ok else f"expected a list of user statuses ({', '.join(allowed)})"
+
+
+def _regex_list(value: list[Any]) -> str | None:
+    for item in value:
+        if not isinstance(item, str):
+            return "expected a list of regular expressions"
+        reason = _regex(item)
+        if reason:
+            return f"{item!r}: {reason}"
+    return None
+
+
+def _template(*allowed: str, required: str = "") -> Callable[[str], str | None]:
+    """A ``{placeholder}`` template: known placeholders only, one line."""
+
+    def check(value: str) -> str | None:
+        if not value or any(c in value for c in "\r\n"):
+            return "must be one non-empty line"
+        unknown = set(re.findall(r"{([^{}]*)}", value)) - set(allowed)
+        if unknown:
+            return (
+                f"unknown placeholder {{{sorted(unknown)[0]}}} "
+                f"(allowed: {', '.join('{' + a + '}' for a in allowed)})"
+            )
+        if required and "{" + required + "}" not in value:
+            return f"must contain {{{required}}}"
+        return None
+
+    return check
 
 
 def _identifier(value: str) -> str | None:

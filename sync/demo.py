@@ -8,7 +8,9 @@ the folder left behind can be explored with ``status`` and ``explain``.
 
 from __future__ import annotations
 
+import json
 import secrets
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -19,12 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from sync import config, db, logs
+from sync.bridge.service import ServiceThread
 from sync.calls.demo_cdr import generate_legs
-from sync.commands.register import make_client, register_tenant
+from sync.crm.factory import one_off_client
+from sync.crm.module import register_tenant
 from sync.emulator import Emulator
 from sync.engine.cycle import CycleReport, Progress
 from sync.engine.runner import Runner
 from sync.engine.store import Store
+from sync.pbx_emulator import PbxEmulator
+from sync.pbx_emulator.scenarios import ClickCall
 from sync.report.demo import demo_report
 from sync.sources.cdr_table import create_cdr_table, insert_legs
 from sync.timeutil import utc_to_local, utcnow
@@ -50,6 +56,7 @@ timezone = "{zone}"
 
 [pbx]
 country = "BY"
+external_id_prefix = "{prefix}"
 recording_url = "https://pbx.example.com/monitor/{{date}}/{{recordingfile}}"
 
 [logging]
@@ -64,7 +71,33 @@ logo_url = "https://pbx.example.com/asterisk.svg"
 
 [tenants.extensions]
 {extensions}
+
+# The live bridge (`retailcrm-sync serve`): gone with the demo, like the CRM emulator.
+[serve]
+listen = "127.0.0.1:{serve_port}"
+public_url = "http://127.0.0.1:{serve_port}"
+
+[ami]
+port = {ami_port}
+secret_file = "{folder}/ami-secret"
 """
+
+
+PREFIX = "pbx1-"
+"""``[pbx] external_id_prefix`` of the demo: shows that a click's id is uploaded with it."""
+CLICK_EXTENSION, CLICK_PHONE = "101", "+375 29 555-01-23"
+
+
+@dataclass
+class ClickTrip:
+    """The click-to-call round trip the demo shows, each step as it happened."""
+
+    status: int
+    answer: dict[str, Any]
+    originate: dict[str, str]
+    outcome: str
+    legs: int
+    uploaded: dict[str, Any] | None
 
 
 @dataclass
@@ -79,16 +112,29 @@ class DemoResult:
     skipped: list[tuple[str, int]]
     seconds: float
     report_lines: list[str]
+    click: ClickTrip | None = None
 
 
-def write_config(folder: Path, crm_url: str, api_key: str) -> config.Settings:
+def write_config(
+    folder: Path, crm_url: str, api_key: str, *, ami_port: int, ami_secret: str, serve_port: int
+) -> config.Settings:
     """A real config file, so the demo reads its settings the way production does."""
-    key_file = folder / "api-key"
-    key_file.write_text(api_key, encoding="utf-8")
-    key_file.chmod(0o600)
+    for name, secret in (("api-key", api_key), ("ami-secret", ami_secret)):
+        key_file = folder / name
+        key_file.write_text(secret, encoding="utf-8")
+        key_file.chmod(0o600)
     path = folder / "retailcrm-sync.toml"
     extensions = "\n".join(f'"{ext}" = {user}' for ext, (user, _) in MANAGERS.items())
-    text = CONFIG.format(path=path, folder=folder, zone=ZONE, url=crm_url, extensions=extensions)
+    text = CONFIG.format(
+        path=path,
+        folder=folder,
+        zone=ZONE,
+        url=crm_url,
+        extensions=extensions,
+        prefix=PREFIX,
+        ami_port=ami_port,
+        serve_port=serve_port,
+    )
     path.write_text(text, encoding="utf-8")
     path.chmod(0o600)
     return config.load(path)
@@ -109,6 +155,39 @@ def fill_call_log(settings: config.Settings, calls: int, seed: int) -> int:
         engine.dispose()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait(condition: Callable[[], object], seconds: float = 20.0) -> bool:
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def click_to_call(emulator: Emulator, pbx: PbxEmulator, written: list[ClickCall]) -> ClickTrip:
+    """Manager 101 clicks a number in RetailCRM; follow it to the PBX and its CDR legs."""
+    user_id = MANAGERS[CLICK_EXTENSION][0]
+    answer = emulator.click(CLICK_EXTENSION, CLICK_PHONE, user_id)
+    originates = pbx.actions_named("Originate")
+    _wait(lambda: written)
+    call = written[0] if written else None
+    return ClickTrip(
+        status=answer.status,
+        answer=answer.body,
+        originate=originates[0].as_dict() if originates else {},
+        outcome=call.outcome if call else "no call",
+        legs=len(call.legs()) if call else 0,
+        uploaded=None,
+    )
+
+
 def run_demo(
     folder: Path,
     *,
@@ -117,11 +196,21 @@ def run_demo(
     progress: Callable[[], AbstractContextManager[Progress]],
 ) -> DemoResult:
     started = time.monotonic()
-    api_key = secrets.token_hex(16)
-    with Emulator(api_key=api_key) as emulator:
+    api_key, ami_secret = secrets.token_hex(16), secrets.token_hex(12)
+    # The emulated PBX dates an originated call ten minutes back, so the demo's one cycle finds
+    # it settled (settle_seconds) instead of waiting for it.
+    clock = lambda: utc_to_local(utcnow() - timedelta(minutes=10), ZONE).replace(microsecond=0)  # noqa: E731
+    with Emulator(api_key=api_key) as emulator, PbxEmulator(secret=ami_secret, clock=clock) as pbx:
         for user, name in MANAGERS.values():
             emulator.add_user(user, name)
-        settings = write_config(folder, emulator.base_url, api_key)
+        settings = write_config(
+            folder,
+            emulator.base_url,
+            api_key,
+            ami_port=pbx.port,
+            ami_secret=ami_secret,
+            serve_port=_free_port(),
+        )
         tenant = settings.tenants[0]
         log_file = logs.setup("INFO", settings.logging, settings.secrets(), stderr=False)
         legs = fill_call_log(settings, calls, seed)
@@ -129,8 +218,26 @@ def run_demo(
         db.upgrade(engine)
         store = Store(engine)
         store.ensure_tenants([tenant.name])
-        with make_client(settings, tenant) as client:
-            registered = register_tenant(store, tenant, client)
+        with one_off_client(settings, tenant) as client:
+            registered = register_tenant(store, tenant, client, settings.serve)
+        written: list[ClickCall] = []
+
+        def write_legs(call: ClickCall) -> None:
+            source = db.make_engine(settings.source.url)
+            try:
+                insert_legs(source, call.legs(), "cdr", tenant_column=None, timezone=ZONE)
+            finally:
+                source.dispose()
+            written.append(call)
+
+        pbx.on_call(write_legs)
+        service = ServiceThread(settings, store)
+        service.start()
+        try:
+            _wait(lambda: service.service.ami is not None and service.service.ami.connected)
+            click = click_to_call(emulator, pbx, written)
+        finally:
+            service.stop()
         runner = Runner(settings, engine=engine)
         try:
             with progress() as bar:
@@ -139,6 +246,8 @@ def run_demo(
             report_lines = demo_report(emulator, runner, settings, folder)  # issue 14
         finally:
             runner.close()
+        external_id = PREFIX + click.originate.get("ChannelId", "?")
+        click.uploaded = emulator.call(external_id)
         return DemoResult(
             folder=folder,
             config_path=settings.path,
@@ -150,6 +259,7 @@ def run_demo(
             skipped=skipped,
             seconds=time.monotonic() - started,
             report_lines=report_lines,
+            click=click,
         )
 
 
@@ -241,6 +351,7 @@ def render(result: DemoResult) -> str:
         f"Skipped: recorded with a reason, not uploaded ({sum(n for _, n in result.skipped)}):",
         *_table(("reason", "calls"), [(reason, str(n)) for reason, n in result.skipped]),
         "",
+        *click_lines(result.click),
         f"Folder:  {result.folder} (call log asterisk.db, sync state sync.db)",
         f"Config:  {result.config_path}",
         f"Log:     {result.log_file}",
@@ -250,3 +361,30 @@ def render(result: DemoResult) -> str:
         example = samples(result.crm_calls)[0].get("externalId")
         lines.append(f"         retailcrm-sync --config {result.config_path} explain {example}")
     return "\n".join([*lines, "", *result.report_lines])
+
+
+def click_lines(click: ClickTrip | None) -> list[str]:
+    """The click-to-call round trip, step by step, as the reader should follow it."""
+    if click is None:
+        return []
+    name = MANAGERS[CLICK_EXTENSION][1]
+    o = click.originate
+    lines = [
+        "Click-to-call round trip (the live bridge, `retailcrm-sync serve`, on the AMI emulator):",
+        f"  1. RetailCRM: {CLICK_EXTENSION} {name} clicks {CLICK_PHONE} → makeCallUrl "
+        f"/make-call → {click.status} {json.dumps(click.answer, ensure_ascii=False)}",
+        f"  2. Asterisk AMI: Originate Channel={o.get('Channel')} Context={o.get('Context')} "
+        f"Exten={o.get('Exten')} ChannelId={o.get('ChannelId')}",
+        f"  3. The call: {click.outcome}; {click.legs} CDR legs written with linkedid "
+        f"{o.get('ChannelId')}",
+    ]
+    up = click.uploaded
+    if up is None:
+        lines.append("  4. Upload: not in RetailCRM (see the log)")
+    else:
+        lines.append(
+            f"  4. Upload: externalId {up.get('externalId')} ({up.get('type')}, "
+            f"{up.get('result')}, code {up.get('code')}, talk {_duration(up.get('duration', 0))})"
+            " — the click's ChannelId with [pbx] external_id_prefix"
+        )
+    return [*lines, ""]

@@ -17,8 +17,11 @@ from itertools import accumulate
 from zoneinfo import ZoneInfo
 
 from sync.calls.legs import Leg
+from sync.pbx_emulator.scenarios import BlindTransferCall, OutboundCall, QueueCall, RingGroupCall
 
-__all__ = ["SCENARIOS", "generate_calls", "generate_legs"]
+ScriptedCall = OutboundCall | RingGroupCall | QueueCall | BlindTransferCall
+
+__all__ = ["SCENARIOS", "generate_calls", "generate_legs", "generate_scripted"]
 
 _EXTENSIONS = tuple(str(n) for n in range(101, 121))
 _MOBILE_PREFIXES = (
@@ -74,6 +77,16 @@ class _Call:
         self.epoch = int((start.replace(tzinfo=gen.zone) - _EPOCH).total_seconds())
         self.caller, self.caller_id = self.channel(f"PJSIP/beltelecom-{gen.counter:08x}")
         self.linkedid = self.caller_id
+        self.scripted: ScriptedCall | None = None
+        """The scenario object both the CDR legs and the live AMI events come from, for the
+        shapes ``sync/pbx_emulator/scenarios.py`` knows; ``None`` for the others."""
+
+    def script(self, scripted: ScriptedCall) -> None:
+        """Take the legs from ``scripted`` (and keep it for its AMI events)."""
+        legs = scripted.legs()
+        self.gen.sequence += len(legs)
+        self.legs.extend(legs)
+        self.scripted = scripted
 
     def channel(self, name: str) -> tuple[str, str]:
         """A channel created at the call's start and its ``uniqueid`` ``<epoch>.<counter>``."""
@@ -210,7 +223,31 @@ def _parallel(call: _Call, members: int, *, queue: bool, answered: bool) -> str:
 
 
 def _ring_group(call: _Call) -> str:
-    return _parallel(call, call.rng.randint(3, 6), queue=False, answered=True)
+    """Members ring at once, one answers: a scripted call, so its live AMI events exist too."""
+    members = call.rng.randint(3, 6)
+    src = _as_caller_id(call.gen.customer(), call.rng)
+    exts = call.extensions(members)
+    winner = call.rng.randrange(members)
+    ring, talk = call.ring(), call.talk()
+    channels = tuple(call.phone(ext) for ext in exts)
+    scripted = RingGroupCall(
+        linkedid=call.linkedid,
+        caller=src,
+        did="",
+        extensions=tuple(exts),
+        start=call.start,
+        answered_by=exts[winner],
+        ring_seconds=ring,
+        talk_seconds=talk,
+        dialled="600",
+        trunk_channel_name=call.caller,
+        member_channel_names=channels,
+        recording=call.recording("rg", "600", src, call.caller_id),
+        sequence=call.gen.sequence + 1,
+        tenant=call.tenant,
+    )
+    call.script(scripted)
+    return "in:answered"
 
 
 def _queue_ring_all(call: _Call) -> str:
@@ -227,28 +264,28 @@ def _queue_local_members(call: _Call) -> str:
     exts = call.extensions(call.rng.randint(2, 4))
     winner = call.rng.randrange(len(exts))
     ring, talk = call.ring(), call.talk()
-    for index, ext in enumerate(exts):
-        won = index == winner
+    members = []
+    for ext in exts:
         local = f"Local/{ext}@from-queue-{call.gen.counter:08x}"
-        half, half_id = call.channel(local + ";2")
-        for channel, uniqueid, dstchannel, dst in (
-            (call.caller, call.caller_id, local + ";1", "702"),
-            (half, half_id, call.phone(ext), ext),
-        ):
-            call.leg(
-                channel=channel,
-                uniqueid=uniqueid,
-                dstchannel=dstchannel,
-                src=src,
-                dst=dst,
-                start=call.start,
-                ring=ring,
-                talk=talk if won else 0,
-                disposition="ANSWERED" if won else "NO ANSWER",
-                lastapp="Queue" if uniqueid == call.caller_id else "Dial",
-                recording=call.recording("q", "702", src, call.caller_id) if won else "",
-                own_tenant=uniqueid == call.caller_id,
-            )
+        _, half_id = call.channel(local + ";2")
+        members.append((local, half_id, call.phone(ext)))
+    call.script(
+        QueueCall(
+            linkedid=call.linkedid,
+            caller=src,
+            queue="702",
+            extensions=tuple(exts),
+            answered_by=exts[winner],
+            start=call.start,
+            ring_seconds=ring,
+            talk_seconds=talk,
+            trunk_channel_name=call.caller,
+            member_names=tuple(members),
+            recording=call.recording("q", "702", src, call.caller_id),
+            sequence=call.gen.sequence + 1,
+            tenant=call.tenant,
+        )
+    )
     return "in:answered"
 
 
@@ -256,22 +293,25 @@ def _blind_transfer(call: _Call) -> str:
     first, second = call.extensions(2)
     src = _as_caller_id(call.gen.customer(), call.rng)
     ring, talk = call.ring(), call.talk()
-    moved = call.start + timedelta(seconds=ring + talk)
-    for ext, at, leg_ring, leg_talk in (
-        (first, call.start, ring, talk),
-        (second, moved, call.ring(), call.talk()),
-    ):
-        call.leg(
-            channel=call.caller,
-            uniqueid=call.caller_id,
-            dstchannel=call.phone(ext),
-            src=src,
-            dst=ext,
-            start=at,
-            ring=leg_ring,
-            talk=leg_talk,
-            disposition="ANSWERED",
+    second_ring, second_talk = call.ring(), call.talk()
+    phones = (call.phone(first), call.phone(second))
+    call.script(
+        BlindTransferCall(
+            linkedid=call.linkedid,
+            caller=src,
+            first=first,
+            second=second,
+            start=call.start,
+            ring_seconds=ring,
+            talk_seconds=talk,
+            second_ring_seconds=second_ring,
+            second_talk_seconds=second_talk,
+            trunk_channel_name=call.caller,
+            phone_names=phones,
+            sequence=call.gen.sequence + 1,
+            tenant=call.tenant,
         )
+    )
     return "in:answered"
 
 
@@ -427,6 +467,27 @@ def _outbound(call: _Call, disposition: str, legs: int = 1) -> str:
     national = call.gen.customer()
     dst = call.rng.choice(_FOREIGN_DIALLED) if call.rng.random() < 0.03 else None
     dst = dst or _as_dialled(national, call.rng)
+    result = {"ANSWERED": "answered", "BUSY": "busy"}.get(disposition, "no answer")
+    if legs == 1:  # one attempt: a scripted call, so its live AMI events exist too
+        talk = call.talk() if disposition == "ANSWERED" else 0
+        ring = call.ring() if disposition != "BUSY" else 1
+        call.script(
+            OutboundCall(
+                linkedid=uniqueid,
+                extension=ext,
+                number=dst,
+                start=call.start,
+                outcome=result,
+                ring_seconds=ring,
+                talk_seconds=talk,
+                caller_channel_name=channel,
+                trunk_channel_name=f"PJSIP/beltelecom-{call.gen.counter:08x}",
+                recording=call.recording("out", dst, ext, uniqueid) if talk else "",
+                sequence=call.gen.sequence + 1,
+                tenant=call.tenant,
+            )
+        )
+        return f"out:{result}"
     at = call.start
     for attempt in range(legs):
         last = attempt == legs - 1
@@ -445,7 +506,6 @@ def _outbound(call: _Call, disposition: str, legs: int = 1) -> str:
             recording=call.recording("out", dst, ext, uniqueid) if talk else "",
         )
         at += timedelta(seconds=ring + talk if last else 1)
-    result = {"ANSWERED": "answered", "BUSY": "busy"}.get(disposition, "no answer")
     return f"out:{result}"
 
 
@@ -522,6 +582,30 @@ def generate_calls(
     """``(scenario, expected, legs)`` per call, calls in start order. ``expected`` is
     ``"<type>:<result>"`` (``in:answered``) or ``"skipped:<reason>"``. ``start`` is a naive
     wall time in ``source_timezone``, which also dates the ``<epoch>`` part of the ids."""
+    for name, expected, legs, _ in generate_scripted(
+        n_calls,
+        start=start,
+        seed=seed,
+        tenants=tenants,
+        spacing_seconds=spacing_seconds,
+        source_timezone=source_timezone,
+    ):
+        yield name, expected, legs
+
+
+def generate_scripted(
+    n_calls: int,
+    *,
+    start: datetime,
+    seed: int = 1,
+    tenants: Sequence[str] = ("",),
+    spacing_seconds: float = 20.0,
+    source_timezone: str = "UTC",
+) -> Iterator[tuple[str, str, list[Leg], ScriptedCall | None]]:
+    """``generate_calls`` plus each call's scenario object when it has one (ring groups,
+    queues with Local members, blind transfers, one-attempt outbound calls, i.e. spec B3
+    (i)–(iv)): ``scripted.events()`` is what Asterisk's AMI shows while the
+    call happens, ``scripted.legs()`` the very legs yielded."""
     gen = _Generator(seed, source_timezone)
     names = list(SCENARIOS)
     cumulative = list(accumulate(weight for weight, _ in SCENARIOS.values()))
@@ -533,7 +617,7 @@ def generate_calls(
         at = start + timedelta(seconds=int(offset))
         call = _Call(gen, at, tenant_cycle[index % len(tenant_cycle)])
         expected = SCENARIOS[name][1](call)
-        yield name, expected, call.legs
+        yield name, expected, call.legs, call.scripted
         offset += gen.rng.expovariate(1 / spacing_seconds)
 
 

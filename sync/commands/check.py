@@ -14,15 +14,18 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync import config, db, logs, tenants_directory
+from sync.ami.probe import NEEDED, probe_sync
 from sync.commands.common import _safe_url, _short
-from sync.commands.register import FAIL, OK, WARN, make_client, stored_codes
 from sync.config import Settings, TenantSettings
 from sync.crm import AccountNotFoundError, AuthError, CRMError, RetailCRMClient, TransportError
+from sync.crm.factory import one_off_client
+from sync.crm.module import FAIL, OK, WARN, stored_codes
 from sync.crm.types import Credentials
 from sync.sources import Source, SourceError, open_source
 from sync.sources.indexes import missing_indexes
@@ -63,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
     report.add(OK, f"configuration: {path} ({count} tenant{'s' if count > 1 else ''}: {names})")
     check_own_database(settings, report)
     check_source(settings, report)
+    check_live_bridge(settings, report)
     for index, tenant in enumerate(settings.tenants):
-        with make_client(settings, tenant) as client:
+        with one_off_client(settings, tenant) as client:
             TenantChecks(index, tenant, client, report).run()
     return 1 if report.failed else 0
 
@@ -160,6 +164,61 @@ def check_indexes(source: Source, report: Report) -> None:
         )
     else:
         report.add(OK, f"source indexes on {table}: present")
+
+
+# -- the live bridge ([serve], [ami]) ----------------------------------------------------------
+
+
+def public_url_problem(url: str) -> tuple[str, str] | None:
+    """(mark, reason) when ``public_url`` will not work well for RetailCRM's callbacks."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host in ("localhost", "127.0.0.1", "::1") or host.endswith(".local"):
+        return FAIL, "points at this machine; RetailCRM (in the cloud) cannot reach it"
+    if parts.scheme != "https":
+        return WARN, "not https: clientId and tokens would cross the internet in clear text"
+    return None
+
+
+def check_live_bridge(settings: Settings, report: Report) -> None:
+    serve = settings.serve
+    if serve is None:
+        return
+    problem = public_url_problem(serve.public_url)
+    if problem is None:
+        report.add(OK, f"serve: public_url {serve.public_url}: https, reachable shape")
+    else:
+        report.add(
+            problem[0],
+            f"serve: public_url {serve.public_url}: {problem[1]}",
+            "put a TLS reverse proxy in front of [serve] listen (docs/operator-guide.md)",
+        )
+    ami = settings.ami
+    if ami is None:
+        return
+    where = f"AMI {ami.username}@{ami.host}:{ami.port}"
+    result = probe_sync(ami.host, ami.port, ami.username, ami.secret.reveal(), ami.connect_timeout)
+    if not result.ok:
+        report.add(
+            FAIL,
+            f"{where}: {result.reason}",
+            "check [ami] host/port/username/secret and manager.conf (docs/operator-guide.md)",
+        )
+        return
+    report.add(OK, f"{where}: login accepted")
+    needs = dict(NEEDED)
+    if settings.originate.method != "ami":
+        needs.pop("Originate")
+    missing = [f"{action} ({why})" for action, why in needs.items() if action not in result.actions]
+    if missing:
+        mark = FAIL if "Originate" in " ".join(missing) else WARN
+        report.add(
+            mark,
+            f"{where}: not permitted: {', '.join(missing)}",
+            "add the write classes to the user in manager.conf and `manager reload`",
+        )
+    else:
+        report.add(OK, f"{where}: may run {', '.join(needs)}")
 
 
 # -- one tenant's CRM --------------------------------------------------------------------------

@@ -46,8 +46,8 @@ def rows(
                     None if oldest is None else max(0, int((now - oldest).total_seconds()))
                 ),
                 "last_success_at": _iso(state.last_success_at if state else None),
-                "last_error": state.last_error if state else None,
-                "paused": bool(state and state.paused),
+                "last_error": (state.crm_paused or state.last_error) if state else None,
+                "paused": bool(state and (state.paused or state.crm_paused)),
                 "owner": _owner(state, now),
             }
         )

@@ -28,6 +28,8 @@ ACCESS_DENIED = "Access denied."
 NO_TELEPHONY = "Telephony not enabled or not supports calls upload"
 PAGE_LIMITS = (20, 50, 100)
 EVENT_TYPES = frozenset({"in", "out", "hangup"})
+MODULE_ACTIONS = frozenset({"activity"})
+"""Callback actions a module may declare (spec §2; anything else is an invalid choice)."""
 HANGUP_STATUSES = frozenset({"answered", "busy", "cancel", "failed", "no answered"})
 
 
@@ -266,6 +268,20 @@ def _module_problems(code: str, module: JsonDict) -> dict[str, str]:
     integrations = module.get("integrations", {})
     if not isinstance(integrations, dict):
         errors["integrations"] = "This value should be of type object."
+    if "baseUrl" in module and not is_http_url(module["baseUrl"]):
+        errors["baseUrl"] = "This value is not a valid URL."
+    actions = module.get("actions")
+    if actions is not None:
+        if not isinstance(actions, dict):
+            errors["actions"] = "This value should be of type object."
+        else:
+            for name, path in actions.items():
+                if name not in MODULE_ACTIONS:
+                    errors[f"actions[{name}]"] = "The value you selected is not a valid choice."
+                elif not isinstance(path, str) or not path.startswith("/"):
+                    errors[f"actions[{name}]"] = "This value should be a relative path."
+            if not module.get("baseUrl"):
+                errors["baseUrl"] = "This value should not be blank."
     return errors
 
 
@@ -346,7 +362,7 @@ def _manager(state: CrmState, req: ApiRequest) -> Reply:
     if not isinstance(phone, str) or not phone:
         raise ApiError(400, "Parameter 'phone' is missing")
     details = _flag(req, "details")
-    _flag(req, "ignoreStatus")
+    ignore_status = _flag(req, "ignoreStatus")
     query = digits(phone)
     customer = next(
         (
@@ -358,6 +374,8 @@ def _manager(state: CrmState, req: ApiRequest) -> Reply:
     )
     body: JsonDict = {"success": True}
     user = state.user(customer["managerId"]) if customer and "managerId" in customer else None
+    if user is not None and not ignore_status and user.get("status") != "free":
+        user = None  # "the manager is returned only when their status allows taking the call"
     if user is not None:
         module = state.telephony_module(req.key)
         code = next(

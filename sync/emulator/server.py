@@ -25,11 +25,14 @@ from urllib.parse import parse_qsl
 from loguru import logger
 
 from sync.emulator.api import ACCESS_DENIED, METHOD_NOT_FOUND, ApiError, ApiRequest, find_route
+from sync.emulator.callbacks import Callbacks
 from sync.emulator.faults import Answer, Faults, html_answer, json_answer
 from sync.emulator.forms import decode_json_fields, form_pairs, nest
 from sync.emulator.state import CrmState, JsonDict
 
 DEFAULT_KEY_LABEL = "default"
+ADMIN_PATHS = ("/_emulator/click", "/_emulator/activity")
+"""The emulator's own controls over HTTP (a person trying ``serve`` by hand), not the API."""
 MAX_RECORDED = 100_000
 
 
@@ -52,7 +55,7 @@ class RecordedRequest:
     """``header`` (``X-API-KEY``), ``param`` (``apiKey``) or ``None``."""
 
 
-class Emulator(CrmState, Faults):
+class Emulator(CrmState, Faults, Callbacks):
     """A RetailCRM account served on 127.0.0.1, controlled and inspected from Python.
 
     ``Emulator(api_key="test-key")`` starts with that key (label ``default``, every scope,
@@ -181,6 +184,8 @@ class Emulator(CrmState, Faults):
     def _dispatch(
         self, method: str, path: str, params: JsonDict, key: str | None
     ) -> tuple[Answer, str | None]:
+        if path in ADMIN_PATHS and method == "POST":
+            return self._admin(path, params, key)
         found = find_route(method, path)
         if found is None:
             return _error(404, METHOD_NOT_FOUND), None
@@ -203,6 +208,27 @@ class Emulator(CrmState, Faults):
             except ApiError as error:
                 return json_answer(error.status, error.body()), config.label
         return json_answer(status, body), config.label
+
+    def _admin(self, path: str, params: JsonDict, key: str | None) -> tuple[Answer, str | None]:
+        """Not RetailCRM's API: lets a person at the standalone emulator act as a CRM user
+        (``curl -X POST 'http://127.0.0.1:PORT/_emulator/click?apiKey=K&code=101&phone=...'``)."""
+        config = self.key_config(key) if key else None
+        if config is None:
+            return _error(403, 'Wrong "apiKey" value.'), None
+        text = {k: str(v) for k, v in params.items()}
+        try:
+            if path == "/_emulator/click":
+                user = text.get("userId")
+                answer = self.click(text.get("code", ""), text.get("phone", ""),
+                                    int(user) if user and user.isdigit() else None)  # fmt: skip
+            else:
+                answer = self.set_activity(
+                    text.get("active", "true") == "true", text.get("freeze", "false") == "true"
+                )
+        except LookupError as exc:
+            return _error(404, str(exc)), config.label
+        body = {"success": True, "status": answer.status, "answer": answer.body}
+        return json_answer(200, body), config.label
 
     def _record_request(self, request: RecordedRequest) -> None:
         with self._recorded_lock:
@@ -293,17 +319,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 def run_standalone(host: str, port: int, api_key: str) -> None:
     """Serve until Ctrl+C or SIGTERM; prints one line with the URL (never the key)."""
-    emulator = Emulator(api_key=api_key)
-    url = emulator.start(port=port, host=host)
-    print(
-        f"RetailCRM API emulator listening on {url} (key label {DEFAULT_KEY_LABEL!r})", flush=True
-    )
     stop = threading.Event()
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    # The handler goes in before the URL is printed: whoever reads the line may send SIGTERM
+    # at once (a handler installed after the print lost that race on a busy machine).
     previous = signal.signal(signal.SIGTERM, on_sigterm)
+    emulator = Emulator(api_key=api_key)
+    url = emulator.start(port=port, host=host)
+    print(
+        f"RetailCRM API emulator listening on {url} (key label {DEFAULT_KEY_LABEL!r})", flush=True
+    )
     try:
         while not stop.wait(0.5):
             pass

@@ -369,6 +369,17 @@ class CrmState:
         return created
 
     @_locked
+    def set_user_status(self, id: int, status: str) -> None:
+        """The user picks a status in the CRM (free, busy, dinner, break)."""
+        self._users[id]["status"] = status
+
+    @_locked
+    def set_module_flags(self, code: str, active: bool, freeze: bool) -> None:
+        """The account owner (de)activates the module, or billing freezes it."""
+        record = self._modules[code]
+        record.module["active"], record.module["freeze"] = active, freeze
+
+    @_locked
     def unknown_user_ids(self, ids: Iterable[int]) -> list[int]:
         return [i for i in ids if i not in self._users]
 

@@ -168,20 +168,14 @@ class TenantCycle:
         paused = False
         cursor: datetime | None = None
         try:
-            requeued = self.store.reset_sending(lease, now)
-            if requeued:
-                logger.warning(
-                    f"tenant {self.tenant.name}: {requeued} calls left 'sending' by an earlier "
-                    "run go again (the CRM deduplicates them by externalId)"
-                )
-            cursor = self._read_and_record(lease, report, window)
-            if report.new >= ANALYZE_AFTER:
-                self.store.analyze_calls()
-            paused = self._upload(lease, report, progress, deadline)
-            if report.sent + report.duplicates >= ANALYZE_AFTER:
-                self.store.analyze_calls()  # most rows changed status: keep the plans right
-            if paused:
-                report.outcome = CycleOutcome.PAUSED
+            state = self.store.tenant(self.tenant.name)
+            crm_paused = state.crm_paused if state is not None else None
+            if crm_paused is not None:
+                report.outcome, report.error = CycleOutcome.PAUSED, crm_paused
+                paused = True
+            else:
+                cursor = self._record(lease, report, window, now)
+                paused = self._send_due(lease, report, progress, deadline)
         except LeaseLost as exc:
             report.outcome, report.error = CycleOutcome.LEASE_LOST, str(exc)
         except Exception as exc:  # a cycle never takes the process down
@@ -189,6 +183,36 @@ class TenantCycle:
         finally:
             self._finish(lease, report, cursor if window is None else None, paused)
         return report
+
+    def _record(
+        self, lease: Lease, report: CycleReport, window: ResyncWindow | None, now: datetime
+    ) -> datetime | None:
+        """Calls left ``sending`` go again; the window read and recorded: the new cursor."""
+        requeued = self.store.reset_sending(lease, now)
+        if requeued:
+            logger.warning(
+                f"tenant {self.tenant.name}: {requeued} calls left 'sending' by an earlier "
+                "run go again (the CRM deduplicates them by externalId)"
+            )
+        cursor = self._read_and_record(lease, report, window)
+        if report.new >= ANALYZE_AFTER:
+            self.store.analyze_calls()
+        return cursor
+
+    def _send_due(
+        self,
+        lease: Lease,
+        report: CycleReport,
+        progress: Progress | None,
+        deadline: float | None,
+    ) -> bool:
+        """Upload what is due; True when the tenant must pause."""
+        paused = self._upload(lease, report, progress, deadline)
+        if report.sent + report.duplicates >= ANALYZE_AFTER:
+            self.store.analyze_calls()  # most rows changed status: keep the plans right
+        if paused:
+            report.outcome = CycleOutcome.PAUSED
+        return paused
 
     def _failed(self, report: CycleReport, exc: Exception, what: str) -> None:
         report.outcome, report.error = CycleOutcome.ERROR, first_line(exc, with_type=True)

@@ -25,6 +25,7 @@ from loguru import logger
 from sync import db
 from sync.config import Settings, TenantSettings
 from sync.crm import RetailCRMClient
+from sync.crm.factory import daemon_client
 from sync.engine.clients import ClientCache
 from sync.engine.customers import CustomerMap, MapReport
 from sync.engine.cycle import CycleOutcome, CycleReport, Progress, ResyncWindow, TenantCycle
@@ -43,19 +44,6 @@ FEW = 10
 def _probe_from(state: TenantState) -> datetime:
     assert state.probe_from is not None  # may_be_idle checked it
     return state.probe_from
-
-
-def make_client(settings: Settings, tenant: TenantSettings) -> RetailCRMClient:
-    return RetailCRMClient(
-        tenant.url,
-        tenant.api_key.reveal(),
-        tenant=tenant.name,
-        telephony_rps=tenant.rate_limit,
-        connect_timeout=settings.sync.connect_timeout,
-        read_timeout=settings.sync.read_timeout,
-        pool_size=settings.sync.max_in_flight,
-        site=tenant.site,
-    )
 
 
 class Runner:
@@ -82,7 +70,7 @@ class Runner:
         self.store = Store(self.engine)
         self._source: Any = None
         self._source_lock = threading.Lock()
-        self.clients = ClientCache(lambda t: make_client(self.settings, t), 2 * workers)
+        self.clients = ClientCache(lambda t: daemon_client(self.settings, t), 2 * workers)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="tenant")
         self.store.ensure_tenants(t.name for t in settings.tenants)
 

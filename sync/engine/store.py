@@ -79,6 +79,18 @@ class TenantState:
     probe_max: datetime | None = None
     recheck_at: datetime | None = None
     next_run_at: datetime | None = None
+    trigger_token: str | None = None
+    crm_active: bool = True
+    crm_frozen: bool = False
+
+    @property
+    def crm_paused(self) -> str | None:
+        """Why RetailCRM does not want this tenant's data now (``/activity``), else None."""
+        if self.crm_frozen:
+            return "module frozen by RetailCRM (/activity): nothing is uploaded"
+        if not self.crm_active:
+            return "module deactivated in RetailCRM (/activity): nothing is uploaded"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +127,9 @@ def _state(row: Any) -> TenantState:
         probe_max=row["probe_max"],
         recheck_at=row["recheck_at"],
         next_run_at=row["next_run_at"],
+        trigger_token=row["trigger_token"],
+        crm_active=bool(row["crm_active"]),
+        crm_frozen=bool(row["crm_frozen"]),
     )
 
 
@@ -312,6 +327,24 @@ class Store:
                 sa.update(TENANT)
                 .where(TENANT.c.name == tenant, TENANT.c.client_id.is_(None))
                 .values(client_id=client_id)
+            )
+
+    def set_trigger_token(self, tenant: str, token: str) -> None:
+        """Set once: a concurrent `register` keeps the first token."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(TENANT)
+                .where(TENANT.c.name == tenant, TENANT.c.trigger_token.is_(None))
+                .values(trigger_token=token)
+            )
+
+    def set_activity(self, tenant: str, *, active: bool, frozen: bool, now: datetime) -> None:
+        """The module's flags as RetailCRM reported them to ``/activity``."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(TENANT)
+                .where(TENANT.c.name == tenant)
+                .values(crm_active=active, crm_frozen=frozen, activity_at=now)
             )
 
     # -- calls: diff ---------------------------------------------------------------------

@@ -70,6 +70,8 @@ def may_be_idle(state: TenantState | None, has_work: bool, now: datetime) -> boo
     fingerprint of its last full read, no settling call became due, and nothing to send."""
     if state is None or has_work or state.probe_from is None or state.probe_count is None:
         return False
+    if state.crm_paused is not None:
+        return False  # its cycle reports it paused (design §6.1 /activity)
     return state.recheck_at is None or state.recheck_at > now
 
 

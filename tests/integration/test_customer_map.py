@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from sync import config, db
+from sync.crm.factory import daemon_client as make_client
 from sync.emulator import Emulator
 from sync.engine.customers import CustomerMap
-from sync.engine.runner import Runner, make_client
+from sync.engine.runner import Runner
 from sync.engine.store import Store
 from tests.crm_fixtures import API_KEY
 from tests.engine_fixtures import KEY_ENV, fill_cdr, generated, write_config

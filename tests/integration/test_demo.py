@@ -32,7 +32,7 @@ def test_demo_from_an_empty_folder_prints_the_summary_fast(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert out.startswith("retailcrm-sync demo: 300 calls")
+    assert out.startswith("retailcrm-sync demo: 301 calls")  # 300 generated + 1 click-to-call
     for heading in (
         "Calls in RetailCRM by direction and result",
         "How RetailCRM now shows some of them",
@@ -52,9 +52,9 @@ def test_demo_numbers_add_up(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     lines = out.splitlines()
     cycle = next(line for line in lines if line.startswith("cycle: "))
     fields = dict(part.split("=", 1) for part in cycle.split() if "=" in part)
-    assert fields["read"] == "120" and fields["failed"] == "0"
+    assert fields["read"] == "121" and fields["failed"] == "0"  # 120 + the click's call
     sent, skipped = int(fields["sent"]), int(fields["skipped"])
-    assert sent + skipped == 120
+    assert sent + skipped == 121
     total = next(line for line in lines if line.strip().startswith("total"))
     assert total.split()[-1] == str(sent), "the CRM holds every uploaded call"
     assert f"Calls in RetailCRM by direction and result ({sent})" in out
@@ -65,6 +65,11 @@ def test_demo_numbers_add_up(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "Report for demo-shop:" in out and "Missed calls: episodes" in out
     page = tmp_path / "d" / "report.html"
     assert f"Report:  {page}" in out and page.read_text().count("<svg") == 6
+    click = out[out.index("Click-to-call round trip") :].splitlines()
+    channel_id = click[2].split("ChannelId=")[1]
+    assert channel_id.startswith("c2c-") and "→ 200" in click[1]
+    assert "Channel=Local/101@originate-skipvm" in click[2] and "Exten=80295550123" in click[2]
+    assert f"externalId pbx1-{channel_id} (out, answered, code 101" in click[4]
     assert main(["demo", "--dir", str(tmp_path / "d")]) == 2, "refuses a folder in use"
 
 

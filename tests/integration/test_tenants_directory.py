@@ -27,7 +27,7 @@ from sync.engine.runner import Runner
 from sync.reload import Reloader
 from sync.sources.cdr_table import insert_legs
 from tests.engine_fixtures import expected_payloads, fill_cdr, generated, write_config
-from tests.integration.test_daemon import wait_for
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,11 +223,11 @@ def test_sighup_takes_a_good_config_and_refuses_a_bad_one(
         return bool(uploaded_by(emulator).get(name))
 
     with daemon(path, err, env) as proc:
-        wait_for(lambda: arrived("fa") and arrived("d1"), timeout=30, what="first tenants")
+        wait_for(lambda: arrived("fa") and arrived("d1"), deadline=30, what="first tenants")
         # A bad file: refused with one line, the running tenants go on.
         path.write_text(good.replace("[sync]", "[sync]\nbatch_size = 999"))
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "new configuration refused" in log(), timeout=20, what="the refusal")
+        wait_for(lambda: "new configuration refused" in log(), deadline=20, what="the refusal")
         refusals = [line for line in log().splitlines() if "new configuration refused" in line]
         assert len(refusals) == 1 and "sync.batch_size" in refusals[0]
         # A good file with one more [[tenants]], and one more directory row.
@@ -237,8 +237,8 @@ def test_sighup_takes_a_good_config_and_refuses_a_bad_one(
         add_row(pg_url, "d2", emulator.base_url)
         append(pg_url, generated(20, tenants=("fc", "d2"), spacing_seconds=5.0, seed=2))
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "configuration reloaded" in log(), timeout=20, what="the reload")
-        wait_for(lambda: arrived("fc") and arrived("d2"), timeout=30, what="the added tenants")
+        wait_for(lambda: "configuration reloaded" in log(), deadline=20, what="the reload")
+        wait_for(lambda: arrived("fc") and arrived("d2"), deadline=30, what="the added tenants")
         assert proc.poll() is None
     text = log()
     assert "Traceback" not in text and "+2 -0" in text

@@ -19,6 +19,7 @@ UNITS = (
     "retailcrm-sync@.service",
     "retailcrm-sync-once.service",
     "retailcrm-sync-once.timer",
+    "retailcrm-sync-serve.service",
 )
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 
@@ -57,12 +58,19 @@ def test_services_run_the_installed_program_sandboxed(name: str) -> None:
     assert u["Service.LogsDirectory"][0].startswith("retailcrm-sync")
 
 
-@pytest.mark.parametrize("name", ["retailcrm-sync.service", "retailcrm-sync@.service"])
-def test_daemons_notify_have_a_watchdog_and_restart(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("retailcrm-sync.service", "run"),
+        ("retailcrm-sync@.service", "run"),
+        ("retailcrm-sync-serve.service", "serve"),
+    ],
+)
+def test_daemons_notify_have_a_watchdog_and_restart(name: str, command: str) -> None:
     u = unit(name)
     assert u["Service.Type"] == ["notify"]
     assert u["Service.WatchdogSec"] and u["Service.Restart"] == ["on-failure"]
-    assert u["Service.ExecStart"][0].endswith(" run")
+    assert u["Service.ExecStart"][0].endswith(f" {command}")
 
 
 def seconds(value: str) -> float:
@@ -116,6 +124,8 @@ def test_services_raise_the_open_files_limit(name: str) -> None:
     assert int(limit) >= 65536
 
 
-@pytest.mark.parametrize("name", ["retailcrm-sync.service", "retailcrm-sync@.service"])
+@pytest.mark.parametrize(
+    "name", ["retailcrm-sync.service", "retailcrm-sync@.service", "retailcrm-sync-serve.service"]
+)
 def test_daemons_reload_with_sighup(name: str) -> None:
     assert unit(name)["Service.ExecReload"] == ["/bin/kill -HUP $MAINPID"]

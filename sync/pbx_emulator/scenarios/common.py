@@ -1,0 +1,30 @@
+"""What every scripted call shares: the event type, outcome spellings, one event builder."""
+
+from __future__ import annotations
+
+Event = dict[str, str]
+
+OUTCOMES = ("answered", "busy", "no answer", "failed")
+DIAL_STATUS = {
+    "answered": "ANSWER",
+    "busy": "BUSY",
+    "no answer": "NOANSWER",
+    "failed": "CHANUNAVAIL",
+}
+DISPOSITION = {
+    "answered": "ANSWERED",
+    "busy": "BUSY",
+    "no answer": "NO ANSWER",
+    "failed": "FAILED",
+}
+ORIGINATE_REASON = {"answered": "4", "busy": "5", "no answer": "3", "failed": "0"}
+
+
+def channel_event(name: str, channel: str, uniqueid: str, linkedid: str, **extra: str) -> Event:
+    return {
+        "Event": name,
+        "Channel": channel,
+        "Uniqueid": uniqueid,
+        "Linkedid": linkedid,
+        **extra,
+    }
