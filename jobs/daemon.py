@@ -114,7 +114,7 @@ class Daemon:
         d = self.settings.daemon
         scheduler = BlockingScheduler(
             jobstores={"default": MemoryJobStore()},
-            executors={"default": ThreadPoolExecutor(3), "watchdog": ThreadPoolExecutor(1)},
+            executors={"default": ThreadPoolExecutor(4), "watchdog": ThreadPoolExecutor(1)},
             job_defaults={"max_instances": 1, "coalesce": True},
             timezone=UTC,
         )
