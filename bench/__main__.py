@@ -1,8 +1,9 @@
 """``make bench``: prints a table and writes bench/results.json. Not part of ``make test``.
 
 BENCH_N sets N (default 100 000 calls); BENCH_IDLE_LEGS the idle-poll table (5 000 000 legs);
-BENCH_BASELINE the calls of the naive baseline (200). Each part also runs on its own:
-``python -m bench builder|backfill|idle|clicks`` (or ``make bench BENCH_ONLY=clicks``).
+BENCH_BASELINE the calls of the naive baseline (200); BENCH_REPORT_N the calls of the report
+benchmark (1 000 000). Each part also runs on its own: ``python -m bench
+builder|backfill|idle|clicks|report`` (or ``make bench BENCH_ONLY=clicks``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, builder, clicks, idle
+from bench import backfill, builder, clicks, idle, report
 from sync import logs
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -26,6 +27,9 @@ TARGETS = {
     "builder_legs_per_s": (">=", 50_000),
     "click_p99_ms": ("<", 50.0),
     "serve_rss_growth": ("<", 0.1),
+    "report_scan_ratio": ("<=", 3.0),
+    "report_rss_mb": ("<", 300.0),
+    "report_html_kb": ("<", 300.0),
 }
 
 
@@ -34,7 +38,8 @@ def main(parts: list[str]) -> int:
     n = int(os.environ.get("BENCH_N", "100000"))
     idle_legs = int(os.environ.get("BENCH_IDLE_LEGS", "5000000"))
     sample = int(os.environ.get("BENCH_BASELINE", "200"))
-    parts = parts or ["builder", "backfill", "idle", "clicks"]
+    report_n = int(os.environ.get("BENCH_REPORT_N", "1000000"))
+    parts = parts or ["builder", "backfill", "idle", "clicks", "report"]
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -63,6 +68,8 @@ def main(parts: list[str]) -> int:
             results.update(idle_poll_ms=poll["db_ms"], idle_detail=poll)
         if "clicks" in parts:
             results.update(clicks.measure(_dir(work, "clicks")))
+        if "report" in parts:
+            results.update(report.measure(report_n, _dir(work, "report")))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     _print(results)
     return 0
@@ -94,6 +101,12 @@ def _print(results: dict[str, Any]) -> None:
         "serve_rss_idle_mb",
         "serve_rss_after_clicks_mb",
         "serve_rss_growth",
+        "report_calls",
+        "report_scan_seconds",
+        "report_seconds",
+        "report_scan_ratio",
+        "report_rss_mb",
+        "report_html_kb",
     ):
         if key not in results:
             continue

@@ -41,6 +41,7 @@ from jobs.tasks import Tasks
 from sync.config import Settings
 from sync.crm import CRMError
 from sync.engine.runner import Runner
+from sync.errors import first_line
 from sync.sources import SourceError
 
 HOUSEKEEPING_SECONDS = 3600
@@ -49,9 +50,7 @@ EXPECTED_ERRORS = (SQLAlchemyError, CRMError, SourceError, OSError)
 
 
 def describe(exc: BaseException) -> str:
-    """One line: the driver's first line for database errors, without SQLAlchemy's link."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return first_line(exc, with_type=True)
 
 
 def on_job_event(event: SchedulerEvent) -> None:

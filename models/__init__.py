@@ -7,6 +7,7 @@ comparisons in SQL simple. The PBX's own tables are never modelled here.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -37,8 +39,6 @@ NAMING = {
 # BIGINT autoincrement is only an alias of ROWID on SQLite when declared INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Payload = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-
-STATUSES = ("pending", "sending", "sent", "failed", "dead", "skipped")
 
 
 class Base(DeclarativeBase):
@@ -79,6 +79,10 @@ class SyncTenant(Base):
     """The module's ``active``/``freeze`` flags as RetailCRM last reported them (``/activity``):
     an inactive or frozen tenant gets no pop-ups, no clicks and no uploads."""
     activity_at: Mapped[datetime | None] = mapped_column(DateTime)
+    orders_since_id: Mapped[int | None] = mapped_column(BigInteger)
+    """Last ``orders/history`` entry applied to ``retailcrm_orders`` (design §7)."""
+    orders_seeded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    """When the first fill by ``GET /orders`` started; history follows from it."""
 
 
 class CallSync(Base):
@@ -126,6 +130,32 @@ class RetailcrmCustomer(Base):
     retailcrm_customer_id: Mapped[int] = mapped_column(BigInteger)
     enterprise_number: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RetailcrmOrder(Base):
+    """A RetailCRM order as the report needs it (design §7): who, when, what status, how much.
+
+    ``created_at`` is naive UTC, converted from the CRM account's zone when stored, so it
+    compares with ``call_sync.started_at`` directly.
+    """
+
+    __tablename__ = "retailcrm_orders"
+    __table_args__ = (
+        Index(None, "tenant", "created_at"),
+        Index(None, "tenant", "customer_id"),
+    )
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str | None] = mapped_column(String(64))
+    status_group: Mapped[str | None] = mapped_column(String(64))
+    total: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(8))
+    manager_id: Mapped[int | None] = mapped_column(BigInteger)
+    site: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("emulator", "serve the RetailCRM API emulator for manual tries"),
     "serve": ("serve", "the live bridge: click-to-call, RetailCRM callbacks, /metrics"),
     "pbx-emulator": ("pbx_emulator", "serve the Asterisk AMI emulator for manual tries"),
+    "report": ("report", "call and sales report from our tables: text, json, csv or html"),
 }
 
 Handler = Callable[[argparse.Namespace], int]

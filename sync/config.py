@@ -21,46 +21,18 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sync.calls.options import BuildOptions, TenantRoute, ValueSpellings
+# "X as X": re-exported, so ``sync.config`` stays the one import for every settings type.
+from sync.calls.legs import CALL_COLUMNS as CALL_COLUMNS
+from sync.calls.legs import LEG_COLUMNS as LEG_COLUMNS
+from sync.calls.options import BuildOptions, TenantRoute
+from sync.settings import DEFAULT_ZONE, RESPONSIBLE, VALUE_KEYS
+from sync.settings import FLAVORS as FLAVORS
+from sync.settings import PbxSettings as PbxSettings
+from sync.settings import SourceSettings as SourceSettings
+from sync.settings import ValueSpellings as ValueSpellings
 
 ENV_VAR = "RETAILCRM_SYNC_CONFIG"
 DEFAULT_PATH = "retailcrm-sync.toml"
-FLAVORS = ("asterisk", "freepbx", "calls")
-CALL_COLUMNS = (
-    "id",
-    "started_at",
-    "ended_at",
-    "direction",
-    "phone",
-    "extension",
-    "result",
-    "duration",
-    "wait",
-    "recording",
-    "tenant",
-)
-LEG_COLUMNS = (
-    "uniqueid",
-    "linkedid",
-    "sequence",
-    "start",
-    "answer",
-    "end",
-    "calldate",
-    "src",
-    "dst",
-    "clid",
-    "channel",
-    "dstchannel",
-    "lastapp",
-    "disposition",
-    "duration",
-    "billsec",
-    "recordingfile",
-    "userfield",
-    "did",
-    "outbound_cnum",
-)
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 _SIZE_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^\d+\s*(seconds?|minutes?|hours?|days?|weeks?|months?)$")
@@ -100,34 +72,6 @@ class Secret:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///retailcrm-sync.db"
-
-
-@dataclass(frozen=True)
-class SourceSettings:
-    url: str
-    table: str = "cdr"
-    flavor: Literal["asterisk", "freepbx", "calls"] = "asterisk"
-    timezone: str = "UTC"
-    settle_seconds: int = 120
-    orphan_settle_seconds: int = 1800
-    lookback_hours: float = 24
-    tenant_column: str = ""
-    start_date: datetime | None = None
-    page_size: int = 5000
-    columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    values: ValueSpellings = field(default_factory=ValueSpellings)
-
-
-@dataclass(frozen=True)
-class PbxSettings:
-    country: str = "BY"
-    extension_pattern: str = r"^\d{2,5}$"
-    extension_channel_pattern: str = ""
-    trunk_channel_pattern: str = ""
-    responsible: Literal["first", "last"] = "first"
-    dial_prefixes: tuple[str, ...] = ()
-    external_id_prefix: str = ""
-    recording_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,10 +117,10 @@ class TenantSettings:
     logo_url: str = ""
     make_call_url: str = ""
     change_user_status_url: str = ""
-    timezone: str = "UTC"
+    timezone: str = DEFAULT_ZONE
     site: str = ""
     create_customers: bool = False
-    rate_limit: float = 40
+    rate_limit: float = 40.0
     extensions: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     external_phones: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """DID -> shop code, sent as the module's ``externalPhones``."""
@@ -271,6 +215,7 @@ class Settings:
             trunk_channel_pattern=pbx.trunk_channel_pattern,
             responsible=pbx.responsible,
             dial_prefixes=pbx.dial_prefixes,
+            area_code=pbx.area_code,
             external_id_prefix=pbx.external_id_prefix,
             recording_url=pbx.recording_url,
             source_timezone=src.timezone,
@@ -425,6 +370,20 @@ def _db_url(value: str) -> str | None:
         return "not a database URL (e.g. postgresql+psycopg://user@host/db)"
     if url.get_backend_name() not in ("postgresql", "mysql", "mariadb", "sqlite"):
         return f"unsupported database {url.get_backend_name()!r} (postgresql, mysql, sqlite)"
+    return None
+
+
+def _own_db_url(value: str) -> str | None:
+    reason = _db_url(value)
+    if reason:
+        return reason
+    from sqlalchemy.engine import make_url
+
+    if make_url(value).get_backend_name() in ("mysql", "mariadb"):
+        return (
+            "MySQL/MariaDB is for the call log only ([source] url); our own tables need "
+            "PostgreSQL or SQLite (ANALYZE and SKIP LOCKED assume them)"
+        )
     return None
 
 
@@ -643,21 +602,22 @@ class _Parser:
         return Secret(found.strip())
 
     def database(self, t: _Table) -> DatabaseSettings:
-        url = t.get("url", str, DatabaseSettings.url, _db_url)
+        url = t.get("url", str, DatabaseSettings.url, _own_db_url)
         t.finish()
         return DatabaseSettings(url=url)
 
     def source(self, t: _Table, default_url: str) -> SourceSettings:
-        url = t.get("url", str, default_url, _db_url)
-        table = t.get("table", str, "cdr", _identifier)
-        flavor = t.get("flavor", str, "asterisk", _one_of(*FLAVORS))
-        tz = t.get("timezone", str, "UTC", _zone)
-        settle = t.get("settle_seconds", int, 120, _non_negative)
-        orphan = t.get("orphan_settle_seconds", int, 1800, _non_negative)
-        lookback = t.get("lookback_hours", float, 24.0, _positive)
-        tenant_column = t.get("tenant_column", str, "", _identifier_or_empty)
+        d = SourceSettings(url=default_url)
+        url = t.get("url", str, d.url, _db_url)
+        table = t.get("table", str, d.table, _identifier)
+        flavor = t.get("flavor", str, d.flavor, _one_of(*FLAVORS))
+        tz = t.get("timezone", str, d.timezone, _zone)
+        settle = t.get("settle_seconds", int, d.settle_seconds, _non_negative)
+        orphan = t.get("orphan_settle_seconds", int, d.orphan_settle_seconds, _non_negative)
+        lookback = t.get("lookback_hours", float, d.lookback_hours, _positive)
+        tenant_column = t.get("tenant_column", str, d.tenant_column, _identifier_or_empty)
         start_raw = t.get("start_date", str, "", _start_date)
-        page_size = t.get("page_size", int, 5000, _between(100, 100_000))
+        page_size = t.get("page_size", int, d.page_size, _between(100, 100_000))
         columns = self.columns(t.table("columns"), flavor)
         values = self.values(t.table("values"))
         t.finish()
@@ -710,17 +670,8 @@ class _Parser:
     def values(self, t: _Table) -> ValueSpellings:
         defaults = ValueSpellings()
         spelled: dict[str, tuple[str, ...]] = {}
-        keys = {
-            "in": "inbound",
-            "out": "outbound",
-            "internal": "internal",
-            "answered": "answered",
-            "busy": "busy",
-            "failed": "failed",
-            "no answer": "no_answer",
-        }
-        for key, attr in keys.items():
-            got = t.get(key, list, list(getattr(defaults, attr)), _string_list)
+        for key, attr in VALUE_KEYS.items():
+            got = t.get(key, list, list(defaults.spellings(key)), _string_list)
             spelled[attr] = tuple(got)
         t.finish()
         return ValueSpellings(**spelled)
@@ -730,12 +681,17 @@ class _Parser:
         settings = PbxSettings(
             country=t.get("country", str, d.country, _country).upper(),
             extension_pattern=t.get("extension_pattern", str, d.extension_pattern, _regex),
-            extension_channel_pattern=t.get("extension_channel_pattern", str, "", _one_group_regex),
-            trunk_channel_pattern=t.get("trunk_channel_pattern", str, "", _regex),
-            responsible=t.get("responsible", str, "first", _one_of("first", "last")),  # type: ignore[arg-type]
-            dial_prefixes=tuple(t.get("dial_prefixes", list, [], _digit_list)),
-            external_id_prefix=t.get("external_id_prefix", str, "", _max_len(40)),
-            recording_url=t.get("recording_url", str, "", _recording_template),
+            extension_channel_pattern=t.get(
+                "extension_channel_pattern", str, d.extension_channel_pattern, _one_group_regex
+            ),
+            trunk_channel_pattern=t.get(
+                "trunk_channel_pattern", str, d.trunk_channel_pattern, _regex
+            ),
+            responsible=t.get("responsible", str, d.responsible, _one_of(*RESPONSIBLE)),  # type: ignore[arg-type]
+            dial_prefixes=tuple(t.get("dial_prefixes", list, list(d.dial_prefixes), _digit_list)),
+            area_code=t.get("area_code", str, d.area_code, _area_code),
+            external_id_prefix=t.get("external_id_prefix", str, d.external_id_prefix, _max_len(40)),
+            recording_url=t.get("recording_url", str, d.recording_url, _recording_template),
         )
         t.finish()
         return settings
@@ -821,6 +777,7 @@ class _Parser:
 
     def tenant(self, t: _Table) -> TenantSettings | None:
         before = len(self.problems)
+        d = TenantSettings(name="", url="", api_key=Secret(""))
         name = t.get("name", str, "", _tenant_name)
         if "name" not in t.data:
             self.problem(t.key("name"), "required")
@@ -836,15 +793,17 @@ class _Parser:
             url=url.rstrip("/"),
             api_key=key,
             match=match,
-            integration_code=t.get("integration_code", str, "asterisk", _code),
-            integration_name=t.get("integration_name", str, "Asterisk", _non_empty),
-            logo_url=t.get("logo_url", str, "", _svg_url),
-            make_call_url=t.get("make_call_url", str, "", _optional_url),
-            change_user_status_url=t.get("change_user_status_url", str, "", _optional_url),
-            timezone=t.get("timezone", str, "UTC", _zone),
-            site=t.get("site", str, "", None),
-            create_customers=t.get("create_customers", bool, False),
-            rate_limit=t.get("rate_limit", float, 40.0, _between(0.1, 40)),
+            integration_code=t.get("integration_code", str, d.integration_code, _code),
+            integration_name=t.get("integration_name", str, d.integration_name, _non_empty),
+            logo_url=t.get("logo_url", str, d.logo_url, _svg_url),
+            make_call_url=t.get("make_call_url", str, d.make_call_url, _optional_url),
+            change_user_status_url=t.get(
+                "change_user_status_url", str, d.change_user_status_url, _optional_url
+            ),
+            timezone=t.get("timezone", str, d.timezone, _zone),
+            site=t.get("site", str, d.site, None),
+            create_customers=t.get("create_customers", bool, d.create_customers),
+            rate_limit=t.get("rate_limit", float, d.rate_limit, _between(0.1, 40)),
             extensions=MappingProxyType(extensions),
             external_phones=MappingProxyType(external_phones),
         )
@@ -1052,6 +1011,11 @@ def _string_list(value: list[Any]) -> str | None:
 def _digit_list(value: list[Any]) -> str | None:
     ok = all(isinstance(v, str) and v.isdigit() for v in value)
     return None if ok else 'expected a list of digit strings, e.g. ["9"]'
+
+
+def _area_code(value: str) -> str | None:
+    ok = not value or re.fullmatch(r"[0-9]{1,6}", value)
+    return None if ok else 'digits only, at most 6, e.g. "3012" (no + and no country code)'
 
 
 def _group_or_world_readable(path: Path) -> bool:

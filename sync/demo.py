@@ -20,9 +20,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from models import CallSync
 from sync import config, db, logs
 from sync.bridge.service import ServiceThread
 from sync.calls.demo_cdr import generate_legs
@@ -34,6 +31,7 @@ from sync.engine.runner import Runner
 from sync.engine.store import Store
 from sync.pbx_emulator import PbxEmulator
 from sync.pbx_emulator.scenarios import ClickCall
+from sync.report.demo import demo_report
 from sync.sources.cdr_table import create_cdr_table, insert_legs
 from sync.timeutil import utc_to_local, utcnow
 
@@ -113,6 +111,7 @@ class DemoResult:
     crm_calls: list[dict[str, Any]]
     skipped: list[tuple[str, int]]
     seconds: float
+    report_lines: list[str]
     click: ClickTrip | None = None
 
 
@@ -154,19 +153,6 @@ def fill_call_log(settings: config.Settings, calls: int, seed: int) -> int:
         return insert_legs(engine, legs, "cdr", tenant_column=None, timezone=ZONE)
     finally:
         engine.dispose()
-
-
-def skip_reasons(engine: sa.Engine, tenant: str) -> list[tuple[str, int]]:
-    """Calls recorded but not uploaded, by reason, most frequent first."""
-    table = CallSync.__table__
-    query = (
-        sa.select(table.c.skip_reason, sa.func.count())
-        .where(table.c.tenant == tenant, table.c.status == "skipped")
-        .group_by(table.c.skip_reason)
-    )
-    with engine.connect() as conn:
-        rows = [(str(reason), int(count)) for reason, count in conn.execute(query)]
-    return sorted(rows, key=lambda r: (-r[1], r[0]))
 
 
 def _free_port() -> int:
@@ -256,7 +242,8 @@ def run_demo(
         try:
             with progress() as bar:
                 report = runner.once(progress=bar)[0]
-            skipped = skip_reasons(engine, tenant.name)
+            skipped = store.skip_reasons(tenant.name)
+            report_lines = demo_report(emulator, runner, settings, folder)  # issue 14
         finally:
             runner.close()
         external_id = PREFIX + click.originate.get("ChannelId", "?")
@@ -272,6 +259,7 @@ def run_demo(
             skipped=skipped,
             seconds=time.monotonic() - started,
             click=click,
+            report_lines=report_lines,
         )
 
 
@@ -372,7 +360,7 @@ def render(result: DemoResult) -> str:
     if result.crm_calls:
         example = samples(result.crm_calls)[0].get("externalId")
         lines.append(f"         retailcrm-sync --config {result.config_path} explain {example}")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *result.report_lines])
 
 
 def click_lines(click: ClickTrip | None) -> list[str]:

@@ -2,6 +2,13 @@
 
 Standard-library loggers (SQLAlchemy, urllib3, APScheduler, Alembic) are routed through loguru
 so that one redaction filter sees every message: configured secrets never reach a sink.
+No sink prints the values of local variables in a traceback (loguru's ``diagnose``): they are
+formatted after the redactor ran and would carry conninfos, payloads and keys to the journal.
+
+Each long-running process family writes its own file, so a rotation by one never races another
+process writing the same file: ``run`` -> ``retailcrm-sync.jsonl``, ``serve`` ->
+``retailcrm-sync-serve.jsonl``, ``once`` -> ``retailcrm-sync-once.jsonl``. Operator commands
+(``resync``, ``requeue``, ``db``, ``source``, ...) log to stderr only.
 """
 
 from __future__ import annotations
@@ -20,6 +27,10 @@ if TYPE_CHECKING:
     from sync.config import LoggingSettings
 
 STDERR_FORMAT = "{time:YYYY-MM-DD HH:mm:ss} {level: <7} {message}"
+DAEMON_LOG = "retailcrm-sync.jsonl"
+"""The file of ``run`` (and of the demo, in its own folder)."""
+ONCE_LOG = "retailcrm-sync-once.jsonl"
+SERVE_LOG = "retailcrm-sync-serve.jsonl"
 REDACTED = "***"
 
 
@@ -70,18 +81,30 @@ def setup(
     settings: LoggingSettings | None = None,
     secrets: Iterable[str] = (),
     stderr: bool = True,
+    file_name: str = DAEMON_LOG,
 ) -> Path | None:
-    """Configure every sink; returns the JSON log file's path when one is written."""
+    """Configure every sink; returns the JSON log file's path when one is written.
+
+    ``settings`` None: stderr only (operator commands). ``file_name`` is the process family's
+    own file in ``settings.dir``.
+    """
     redactor.set(secrets)
     logger.remove()
     logger.configure(patcher=redactor)
     if stderr:
-        logger.add(sys.stderr, level=level, format=STDERR_FORMAT, colorize=None, backtrace=False)
+        logger.add(
+            sys.stderr,
+            level=level,
+            format=STDERR_FORMAT,
+            colorize=None,
+            backtrace=False,
+            diagnose=False,
+        )
     log_file = None
     if settings is not None:
         directory = Path(settings.dir)
         directory.mkdir(parents=True, exist_ok=True)
-        log_file = directory / "retailcrm-sync.jsonl"
+        log_file = directory / file_name
         logger.add(
             log_file,
             level=level,

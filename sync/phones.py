@@ -1,4 +1,7 @@
-"""Phone normalisation, rules N0–N4 of spec/asterisk-cdr.md §9.3.
+"""Phone normalisation, rules N0–N5 of spec/asterisk-cdr.md §9.3 and docs/call-rules.md.
+
+N5 (``[pbx] area_code``) is applied after N3 found no valid reading and before N4 keeps the
+number raw: a local number written without its area code.
 
 The CRM matches customers by exact number, so every number we send is E.164 with ``+`` when
 phonenumbers (pinned metadata) says it is valid, and otherwise the digits as the PBX gave them
@@ -32,7 +35,7 @@ _MAX_CACHED_INPUT = 64
 
 @dataclass(frozen=True, slots=True)
 class PhoneResult:
-    """What N0–N4 made of one raw value; ``reason`` is shown by ``explain`` and in warnings."""
+    """What N0–N5 made of one raw value; ``reason`` is shown by ``explain`` and in warnings."""
 
     value: str | None
     """E.164 with ``+`` (kind ``e164``), the digits as given (``raw``), else ``None``."""
@@ -59,16 +62,18 @@ def normalize_phone(
     country: str,
     extension_pattern: re.Pattern[str] | str,
     dial_prefixes: tuple[str, ...] = (),
+    area_code: str = "",
 ) -> PhoneResult:
-    """Apply N0 (only when ``dial_prefixes`` is given, i.e. for ``out`` calls), N1–N4."""
+    """Apply N0 (only when ``dial_prefixes`` is given, i.e. for ``out`` calls), N1–N3, N5
+    (only when ``area_code`` is given), N4."""
     if not isinstance(raw, str):
         return _NONE_EMPTY
     pattern = (
         _compile(extension_pattern) if isinstance(extension_pattern, str) else extension_pattern
     )
     if len(raw) > _MAX_CACHED_INPUT:
-        return _normalize(raw, country, pattern, dial_prefixes)
-    return _normalize_cached(raw, country, pattern, dial_prefixes)
+        return _normalize(raw, country, pattern, dial_prefixes, area_code)
+    return _normalize_cached(raw, country, pattern, dial_prefixes, area_code)
 
 
 _NONE_EMPTY = PhoneResult(None, "none", "N1: empty")
@@ -97,7 +102,11 @@ def _strip_dial_prefix(number: str, prefixes: tuple[str, ...]) -> tuple[str, str
 
 
 def _normalize(
-    raw: str, country: str, extension: re.Pattern[str], dial_prefixes: tuple[str, ...]
+    raw: str,
+    country: str,
+    extension: re.Pattern[str],
+    dial_prefixes: tuple[str, ...],
+    area_code: str = "",
 ) -> PhoneResult:
     text = raw.strip()
     if text.lower() in _NO_NUMBER_WORDS:
@@ -117,6 +126,12 @@ def _normalize(
     e164, how = _parse_valid(number, country)
     if e164 is not None:
         return PhoneResult(e164, "e164", f"{note}{how}")
+    if area_code and digit_count >= _MIN_DIGITS and _local_form(number):
+        e164, region = _e164_if_valid(area_code + number, country)
+        if e164 is not None:
+            return PhoneResult(
+                e164, "e164", f"{note}N5: area code {area_code} + {number}, valid ({region})"
+            )
     if digit_count >= _MIN_DIGITS:
         return PhoneResult(number, "raw", f"{note}N4: {number} is not a valid number, kept raw")
     return PhoneResult(None, "none", f"{note}N4: {number} is too short")
@@ -135,6 +150,11 @@ def _parse_valid(number: str, country: str) -> tuple[str | None, str]:
         e164, region = _e164_if_valid("+" + candidate, country)
         how = f"N3: valid with + retry ({region})"
     return e164, how
+
+
+def _local_form(number: str) -> bool:
+    """N5 applies to digits only: no ``+``, no ``00`` international prefix."""
+    return number.isdigit() and not number.startswith("00")
 
 
 def _e164_if_valid(number: str, country: str) -> tuple[str | None, str]:

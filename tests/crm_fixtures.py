@@ -24,6 +24,21 @@ def emulator_fixture() -> Iterator[Emulator]:
         yield emu
 
 
+class FakeTime:
+    """The client's retry time: ``sleep`` moves ``clock`` on and is recorded, never spent."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def make_client(emu: Emulator, api_key: str = API_KEY, **options: Any) -> RetailCRMClient:
     """A client of ``emu``; small budgets and timeouts keep failure tests fast."""
     settings: dict[str, Any] = {"tenant": "shop", "budget_seconds": 5, "read_timeout": 5}

@@ -8,7 +8,7 @@ content: whatever cannot become a call becomes ``skipped`` with ``malformed: <wh
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
@@ -16,14 +16,13 @@ from sync.calls.call import Call
 from sync.calls.context import Context, context_for
 from sync.calls.draft import Draft, find_tenant, skip_reason
 from sync.calls.facts import LegFacts, prepare, text
-from sync.calls.legs import Leg
+from sync.calls.legs import CallRow, Leg
 from sync.calls.options import BuildOptions, TenantRoute
 from sync.calls.recording import file_date, fill_template, is_http_url, pick_recording
 from sync.calls.rows import build_call_row
 from sync.calls.rules import Derivation, derive
-from sync.phones import normalize_phone
 
-__all__ = ["Call", "build_call", "build_call_row", "build_calls", "group_key"]
+__all__ = ["Call", "build_call", "build_call_row", "build_calls", "build_page", "group_key"]
 
 _ORDER = attrgetter("order")
 
@@ -45,6 +44,18 @@ def build_calls(legs: Iterable[Leg], options: BuildOptions, now: datetime) -> li
         else:
             group.append(facts)
     return [_build(key, group, ctx, now) for key, group in groups.items()]
+
+
+def build_page(page: Sequence[Leg | CallRow], options: BuildOptions, now: datetime) -> list[Call]:
+    """Calls from one page of a source: legs grouped by linkedid, or one row per call.
+
+    ``now`` is naive UTC (our tables' convention); it decides which calls have settled.
+    """
+    now_aware = now.replace(tzinfo=UTC)
+    legs = [item for item in page if isinstance(item, Leg)]
+    calls = build_calls(legs, options, now_aware) if legs else []
+    calls += [build_call_row(r, options, now_aware) for r in page if isinstance(r, CallRow)]
+    return calls
 
 
 def build_call(legs: Sequence[Leg], options: BuildOptions, now: datetime) -> Call:
@@ -193,12 +204,9 @@ def _record_url(
 
 def _external_phone(draft: Draft, timed: list[LegFacts]) -> str | None:
     """FreePBX ``did`` of an inbound call, normalised; omitted when it is no number."""
-    options = draft.ctx.options
     for facts in timed:
         if facts.did:
-            phone = normalize_phone(
-                facts.did, country=options.country, extension_pattern=draft.ctx.extension
-            )
+            phone = draft.ctx.phone(facts.did)
             draft.rule("externalPhone", phone.value or "none", f"did {facts.did!r}; {phone.reason}")
             return phone.value
     return None

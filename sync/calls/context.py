@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
-from sync.calls.clock import ZoneClock
 from sync.calls.options import BuildOptions, TenantRoute
 from sync.calls.recording import template_needs_check
+from sync.phones import PhoneResult, normalize_phone
+from sync.settings import DIRECTION_KEYS, RESULT_KEYS
+from sync.timeutil import zone_clock
 
 __all__ = ["DEFAULT_EXTENSION_CHANNEL", "Context", "context_for"]
 
@@ -29,6 +30,7 @@ class Context:
 
     __slots__ = (
         "_now",
+        "area_code",
         "catch_all",
         "check_record_url",
         "custom_extension_channel",
@@ -58,9 +60,10 @@ class Context:
             re.compile(options.trunk_channel_pattern) if options.trunk_channel_pattern else None
         )
         self.dial_prefixes = tuple(p for p in options.dial_prefixes if p)
+        self.area_code = options.area_code
         self.check_record_url = template_needs_check(options.recording_url)
-        self.source = ZoneClock(ZoneInfo(options.source_timezone))
-        self.tenant_clocks = {t.name: ZoneClock(ZoneInfo(t.timezone)) for t in options.tenants}
+        self.source = zone_clock(options.source_timezone)
+        self.tenant_clocks = {t.name: zone_clock(t.timezone) for t in options.tenants}
         self.tenant_by_match: dict[str, TenantRoute] = {}
         self.catch_all: TenantRoute | None = None
         for tenant in options.tenants:
@@ -73,16 +76,17 @@ class Context:
         self.start_date = _naive_in(options.start_date, self.source.zone)
         self._now: tuple[datetime, datetime] | None = None
         values = options.values
-        self.direction_of = _spelling_map(
-            (("in", values.inbound), ("out", values.outbound), ("internal", values.internal))
-        )
-        self.result_of = _spelling_map(
-            (
-                ("answered", values.answered),
-                ("busy", values.busy),
-                ("failed", values.failed),
-                ("no answer", values.no_answer),
-            )
+        self.direction_of = _spelling_map(tuple((k, values.spellings(k)) for k in DIRECTION_KEYS))
+        self.result_of = _spelling_map(tuple((k, values.spellings(k)) for k in RESULT_KEYS))
+
+    def phone(self, raw: str | None, *, outbound: bool = False) -> PhoneResult:
+        """N0–N5 with this configuration; N0 (dial prefixes) only for an ``out`` number."""
+        return normalize_phone(
+            raw,
+            country=self.options.country,
+            extension_pattern=self.extension,
+            dial_prefixes=self.dial_prefixes if outbound else (),
+            area_code=self.area_code,
         )
 
     def naive_utc(self, now: datetime) -> datetime:

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sync.calls.call import Call, CallStatus
-from sync.calls.clock import format_wall
 from sync.calls.context import Context
 from sync.calls.legs import Leg
 from sync.calls.options import TenantRoute
+from sync.timeutil import format_wall
 
 __all__ = ["Draft", "find_tenant", "skip_reason"]
 

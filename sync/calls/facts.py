@@ -14,7 +14,8 @@ from typing import Any
 
 from sync.calls.channels import Party, channel_extension, side_b
 from sync.calls.context import Context
-from sync.calls.legs import Leg
+from sync.calls.legs import DISPOSITIONS, Leg
+from sync.timeutil import to_wall
 
 __all__ = [
     "ANSWERED",
@@ -37,23 +38,6 @@ MAX_SECONDS = 2**31 - 1
 EARLIEST = datetime(2000, 1, 1)
 """Older times are unset ones (an epoch 0 or 1 read from an integer column, a zero date), not
 calls: left in, one would date a call 1970 with a wait of 56 years."""
-
-_DISPOSITIONS = {
-    "ANSWERED": "ANSWERED",
-    "NO ANSWER": "NO ANSWER",
-    "BUSY": "BUSY",
-    "FAILED": "FAILED",
-    "CONGESTION": "CONGESTION",
-    "CANCEL": "CANCEL",
-    "8": "ANSWERED",
-    "0": "NO ANSWER",
-    "1": "NO ANSWER",
-    "4": "BUSY",
-    "2": "FAILED",
-    "16": "CONGESTION",
-    "32": "CANCEL",
-}
-"""R3: text as stored, or the integer codes of ``include/asterisk/cdr.h``."""
 
 _TEXT_FIELDS = attrgetter(
     "uniqueid",
@@ -100,12 +84,8 @@ def wall(value: object, ctx: Context) -> datetime | None:
     times before ``EARLIEST`` are unusable (``None``)."""
     if not isinstance(value, datetime):
         return None
-    if value.tzinfo is not None:
-        try:
-            value = value.astimezone(ctx.source.zone).replace(tzinfo=None)
-        except (OverflowError, ValueError):
-            return None
-    return value if value >= EARLIEST else None
+    local = to_wall(value, ctx.source.zone)
+    return local if local is not None and local >= EARLIEST else None
 
 
 def shift(moment: datetime | None, by: int | None, sign: int) -> datetime | None:
@@ -218,7 +198,7 @@ def prepare(leg: Leg, ctx: Context) -> LegFacts:
     seq = leg.sequence
     seq = facts.seq = seq if seq.__class__ is int else None
     facts.label = f"leg seq {'?' if seq is None else seq}"
-    disposition = facts.disposition = _DISPOSITIONS.get(disposition) or disposition.upper()
+    disposition = facts.disposition = DISPOSITIONS.get(disposition) or disposition.upper()
     # Fast paths for the usual clean values; the helpers handle everything else.
     duration = leg.duration
     if duration.__class__ is not int or not 0 <= duration <= MAX_SECONDS:

@@ -7,8 +7,29 @@ or a skip reason. Timestamps are naive wall-clock times in ``source.timezone``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Final
+
+__all__ = ["CALL_COLUMNS", "DISPOSITIONS", "DISPOSITION_CODES", "LEG_COLUMNS", "CallRow", "Leg"]
+
+DISPOSITION_CODES: Final = {
+    "ANSWERED": 8,
+    "NO ANSWER": 0,
+    "BUSY": 4,
+    "FAILED": 2,
+    "CONGESTION": 16,
+    "CANCEL": 32,
+}
+"""The one disposition table (spec §3, ``include/asterisk/cdr.h``): the text a backend writes
+into a text column -> the integer code it writes into an integer column."""
+
+DISPOSITIONS: Final = {
+    **{text: text for text in DISPOSITION_CODES},
+    **{str(code): text for text, code in DISPOSITION_CODES.items()},
+    "1": "NO ANSWER",  # Asterisk's internal "NULL" state, printed as NO ANSWER
+}
+"""``Leg.disposition`` as stored (text, or an integer code as a string) -> its text (R3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +79,19 @@ class CallRow:
     wait: int | None = None
     recording: str | None = None
     tenant: str = ""
+
+
+def _leg_columns() -> tuple[str, ...]:
+    names = [f.name for f in fields(Leg) if f.name != "tenant"]
+    names.insert(names.index("end") + 1, "calldate")
+    return tuple(names)
+
+
+LEG_COLUMNS: Final = _leg_columns()
+"""Logical column names of a CDR table (``[source.columns]`` keys for the leg flavors, and
+the order ``LegSource`` unpacks a row in): the ``Leg`` fields plus ``calldate``, the older
+schema's start; ``tenant`` is ``source.tenant_column`` and is added by the reader."""
+
+CALL_COLUMNS: Final = tuple(f.name for f in fields(CallRow))
+"""Logical column names of a ``calls`` log: the ``CallRow`` fields, in the order
+``CallSource`` unpacks a row in."""

@@ -1,14 +1,21 @@
 """Everything the call builder needs to know, in one immutable value.
 
-Built from the configuration (``sync.config``) by ``BuildOptions.from_settings``; tests build
-it directly. Keeping it apart from the config module keeps the builder free of I/O.
+Built from the configuration by ``sync.config.Settings.build_options``; tests build it
+directly. Its defaults are those of the ``[pbx]`` and ``[source]`` settings (``sync.settings``),
+never restated here. Keeping it apart from the config reader keeps the builder free of I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+
+from sync.settings import DEFAULT_ZONE, PbxSettings, Responsible, SourceSettings, ValueSpellings
+
+__all__ = ["BuildOptions", "TenantRoute", "ValueSpellings"]
+
+_PBX = PbxSettings()
+_SOURCE = SourceSettings(url="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,45 +25,27 @@ class TenantRoute:
     name: str
     match: str | None
     """``None``: a single tenant that takes every row."""
-    timezone: str = "UTC"
+    timezone: str = DEFAULT_ZONE
     """The CRM account's zone; call dates are sent in it (R7)."""
     site: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class ValueSpellings:
-    """How a ``calls``-flavor log spells directions and results (``[source.values]``)."""
-
-    inbound: tuple[str, ...] = ("in", "incoming", "inbound")
-    outbound: tuple[str, ...] = ("out", "outgoing", "outbound")
-    internal: tuple[str, ...] = ("internal", "local")
-    answered: tuple[str, ...] = ("answered", "ANSWERED", "completed", "success")
-    busy: tuple[str, ...] = ("busy", "BUSY")
-    failed: tuple[str, ...] = ("failed", "FAILED", "CONGESTION", "error")
-    no_answer: tuple[str, ...] = (
-        "no answer",
-        "NO ANSWER",
-        "noanswer",
-        "missed",
-        "cancel",
-        "CANCEL",
-    )
-
-
-@dataclass(frozen=True, slots=True)
 class BuildOptions:
-    country: str = "BY"
-    extension_pattern: str = r"^\d{2,5}$"
-    extension_channel_pattern: str = ""
-    trunk_channel_pattern: str = ""
-    responsible: Literal["first", "last"] = "first"
-    dial_prefixes: tuple[str, ...] = ()
-    external_id_prefix: str = ""
-    recording_url: str = ""
-    source_timezone: str = "UTC"
-    settle_seconds: int = 120
-    orphan_settle_seconds: int = 1800
-    start_date: datetime | None = None
+    country: str = _PBX.country
+    extension_pattern: str = _PBX.extension_pattern
+    extension_channel_pattern: str = _PBX.extension_channel_pattern
+    trunk_channel_pattern: str = _PBX.trunk_channel_pattern
+    responsible: Responsible = _PBX.responsible
+    dial_prefixes: tuple[str, ...] = _PBX.dial_prefixes
+    area_code: str = _PBX.area_code
+    """N5: the national destination code put in front of a local number (``3012``)."""
+    external_id_prefix: str = _PBX.external_id_prefix
+    recording_url: str = _PBX.recording_url
+    source_timezone: str = _SOURCE.timezone
+    settle_seconds: int = _SOURCE.settle_seconds
+    orphan_settle_seconds: int = _SOURCE.orphan_settle_seconds
+    start_date: datetime | None = _SOURCE.start_date
     """Naive, in ``source_timezone``: calls starting before it are never uploaded."""
     tenants: tuple[TenantRoute, ...] = (TenantRoute(name="default", match=None),)
     values: ValueSpellings = field(default_factory=ValueSpellings)

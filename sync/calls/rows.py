@@ -17,7 +17,6 @@ from sync.calls.facts import seconds, shift, text, wall
 from sync.calls.legs import CallRow
 from sync.calls.options import BuildOptions, TenantRoute
 from sync.calls.recording import fill_template, is_http_url
-from sync.phones import normalize_phone
 
 __all__ = ["build_call_row"]
 
@@ -74,12 +73,7 @@ def _payload(
 ) -> dict[str, Any]:
     ctx = draft.ctx
     raw_phone = text(row.phone)
-    phone = normalize_phone(
-        raw_phone,
-        country=ctx.options.country,
-        extension_pattern=ctx.extension,
-        dial_prefixes=ctx.dial_prefixes if direction == "out" else (),
-    )
+    phone = ctx.phone(raw_phone, outbound=direction == "out")
     draft.rule("phone", phone.value or f"none ({phone.kind})", f"R5: {raw_phone!r}; {phone.reason}")
     if phone.kind == "raw":
         draft.warnings.append(f"phone {phone.value} kept raw: {phone.reason}")

@@ -13,7 +13,7 @@ from typing import Literal
 from sync.calls.channels import Party
 from sync.calls.context import Context
 from sync.calls.facts import ANSWERED, BUSY, FAILED_LIKE, LegFacts, shift
-from sync.phones import PhoneResult, normalize_phone, unwrap_clid
+from sync.phones import PhoneResult, unwrap_clid
 
 __all__ = ["Derivation", "Direction", "Outcome", "derive"]
 
@@ -250,17 +250,14 @@ def _outbound(timed: list[LegFacts]) -> tuple[Outcome, LegFacts]:
 
 def _caller_phone(earliest: LegFacts, ctx: Context) -> tuple[PhoneResult, str]:
     """R5 ``in``: ``src``, else the number inside ``clid``."""
-    options = ctx.options
     src = earliest.src
-    phone = normalize_phone(src, country=options.country, extension_pattern=ctx.extension)
+    phone = ctx.phone(src)
     if phone.usable:
         return phone, f"R5: src {src!r} of {earliest.label}; {phone.reason}"
     clid = earliest.clid
     number = unwrap_clid(clid)
     if number:
-        from_clid = normalize_phone(
-            number, country=options.country, extension_pattern=ctx.extension
-        )
+        from_clid = ctx.phone(number)
         why = f"R5: src {src!r} ({phone.reason}); clid {clid!r}; {from_clid.reason}"
         return from_clid, why
     return phone, f"R5: src {src!r} of {earliest.label}; {phone.reason}"
@@ -269,10 +266,5 @@ def _caller_phone(earliest: LegFacts, ctx: Context) -> tuple[PhoneResult, str]:
 def _dialled_phone(decider: LegFacts, ctx: Context) -> tuple[PhoneResult, str]:
     """R5 ``out``: ``dst`` of the external leg, with N0 dial prefixes."""
     dst = decider.dst
-    phone = normalize_phone(
-        dst,
-        country=ctx.options.country,
-        extension_pattern=ctx.extension,
-        dial_prefixes=ctx.dial_prefixes,
-    )
+    phone = ctx.phone(dst, outbound=True)
     return phone, f"R5: dst {dst!r} of {decider.label}; {phone.reason}"

@@ -216,9 +216,11 @@ def recommended_scopes(tenant: TenantSettings) -> dict[str, str]:
     wanted = {
         "integration_write": "`retailcrm-sync register` cannot update the module",
         "user_read": "extension users cannot be verified",
+        "order_read": "`report` attributes no orders (retailcrm_orders stays empty)",
+        "reference_read": "order status groups are unknown, so `report` gets no orders",
     }
     if tenant.site:
-        wanted["reference_read"] = "tenants[].site cannot be verified"
+        wanted["reference_read"] = "tenants[].site cannot be verified; " + wanted["reference_read"]
     return wanted
 
 

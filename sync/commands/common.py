@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sync import config, db, logs
 from sync.cli import CliError
 from sync.engine.cycle import CycleReport
+from sync.errors import first_line
 
 
 def load_settings(args: argparse.Namespace) -> config.Settings:
@@ -19,10 +20,17 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
     return config.load(config.resolve_path(getattr(args, "config", None)))
 
 
-def start_logging(args: argparse.Namespace, settings: config.Settings) -> Path | None:
+def start_logging(
+    args: argparse.Namespace, settings: config.Settings, file_name: str | None = None
+) -> Path | None:
+    """Logging for a command: stderr, plus the JSON file ``file_name`` for the process
+    families that own one (``run``, ``serve``, ``once``; see sync.logs). Operator commands pass
+    None and never rotate a daemon's file."""
     level = getattr(args, "log_level", None) or settings.logging.level
     try:
-        return logs.setup(level, settings.logging, settings.secrets())
+        if file_name is None:
+            return logs.setup(level, None, settings.secrets())
+        return logs.setup(level, settings.logging, settings.secrets(), file_name=file_name)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         where = f"{settings.path}: logging.dir"
@@ -51,9 +59,7 @@ def _safe_url(url: str) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    """First line of a driver error, without SQLAlchemy's background link."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return first_line(exc)
 
 
 def check_tenants(settings: config.Settings, names: Sequence[str] | None) -> None:
@@ -66,5 +72,4 @@ def check_tenants(settings: config.Settings, names: Sequence[str] | None) -> Non
 
 def exit_code(reports: list[CycleReport]) -> int:
     """0 when every tenant finished cleanly; 1 when calls failed or a tenant errored."""
-    bad = any(r.failed or r.dead or r.outcome in ("error", "paused", "lease-lost") for r in reports)
-    return 1 if bad else 0
+    return 1 if any(r.troubled for r in reports) else 0

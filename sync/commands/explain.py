@@ -7,10 +7,10 @@ import argparse
 import json
 from typing import Any
 
+from sync.calls.builder import build_page
 from sync.calls.legs import CallRow, Leg
 from sync.cli import CliError
 from sync.commands.common import load_settings, open_database
-from sync.engine.cycle import derive
 from sync.engine.store import Store
 from sync.sources import CallSource, SourceError, open_source
 from sync.timeutil import utcnow
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nlegs ({len(legs)}):")
     for leg in legs:
         print("  " + _leg_line(leg))
-    calls = [c for c in derive(legs, settings.build_options(), utcnow()) if c.key == key]
+    calls = [c for c in build_page(legs, settings.build_options(), utcnow()) if c.key == key]
     for call in calls:
         print(f"\nderived: {call.status}" + (f" ({call.skip_reason})" if call.skip_reason else ""))
         print(f"  tenant: {call.tenant or '-'}")

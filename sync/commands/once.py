@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from sync import logs
 from sync.commands.common import (
     check_tenants,
     exit_code,
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     check_tenants(settings, args.tenant)
-    start_logging(args, settings)
+    start_logging(args, settings, logs.ONCE_LOG)
     engine = open_database(settings)
     runner = Runner(settings, engine=engine)
     try:

@@ -8,6 +8,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
+from sync.calls.builder import build_page
 from sync.cli import CliError
 from sync.commands.common import (
     check_tenants,
@@ -18,7 +19,7 @@ from sync.commands.common import (
 )
 from sync.commands.progress import upload_bar
 from sync.config import Settings
-from sync.engine.cycle import Window, derive
+from sync.engine.cycle import ResyncWindow
 from sync.engine.runner import Runner
 from sync.timeutil import utc_to_local, utcnow
 
@@ -44,13 +45,13 @@ def parse_when(value: str, tz: str) -> datetime:
     return utc_to_local(moment.astimezone(UTC).replace(tzinfo=None), tz)
 
 
-def window_of(args: argparse.Namespace, settings: Settings) -> Window:
+def window_of(args: argparse.Namespace, settings: Settings) -> ResyncWindow:
     tz = settings.source.timezone
     since = parse_when(args.since, tz)
     until = parse_when(args.until, tz) if args.until else utc_to_local(utcnow(), tz)
     if until <= since:
         raise CliError("--until must be after --since", 2)
-    return Window(since, until)
+    return ResyncWindow(since, until)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(reports)
 
 
-def dry_run(settings: Settings, window: Window, tenants: list[str] | None) -> int:
+def dry_run(settings: Settings, window: ResyncWindow, tenants: list[str] | None) -> int:
     """Read and build only: no lease, no table write, no CRM request."""
     from sync.sources import open_source
 
@@ -80,7 +81,7 @@ def dry_run(settings: Settings, window: Window, tenants: list[str] | None) -> in
     try:
         for tenant in [t for t in settings.tenants if not tenants or t.name in tenants]:
             for page in source.read_window(window.since, window.until, tenant_match=tenant.match):
-                for call in derive(page, options, now):
+                for call in build_page(page, options, now):
                     if call.tenant == tenant.name and call.status == "ready":
                         line = {"tenant": tenant.name, "call": call.payload}
                         print(json.dumps(line, ensure_ascii=False))

@@ -14,6 +14,7 @@ from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.daemon import Daemon
+from sync import logs
 from sync.cli import CliError
 from sync.commands.common import _safe_url, _short, load_settings, open_database, start_logging
 from sync.config import Settings
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    start_logging(args, settings)
+    start_logging(args, settings, logs.DAEMON_LOG)
     warn_stop_timeout(settings)
     engine = open_database(settings)
     stop = threading.Event()

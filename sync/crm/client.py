@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from loguru import logger
 from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay
+from tenacity import RetryCallState, Retrying, retry_if_exception
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from sync import __version__
@@ -88,17 +88,29 @@ def encode_form(fields: Mapping[str, Any]) -> dict[str, str]:
 
 
 class _Backoff:
-    """Exponential backoff with equal jitter, or the server's ``Retry-After`` when given."""
+    """Exponential backoff with equal jitter, never shorter than the server's ``Retry-After``."""
 
     def __init__(self, initial: float) -> None:
         self._initial = initial
 
     def __call__(self, state: RetryCallState) -> float:
+        ceiling = min(BACKOFF_CAP, self._initial * 2.0 ** (state.attempt_number - 1))
+        backoff = ceiling / 2 + random.uniform(0, ceiling / 2)
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RetriableError) and error.retry_after is not None:
-            return error.retry_after
-        ceiling = min(BACKOFF_CAP, self._initial * 2.0 ** (state.attempt_number - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+            return max(error.retry_after, backoff)
+        return backoff
+
+
+class _OutOfBudget:
+    """Stop when the next wait would end past the request's deadline (``clock`` seconds)."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
+        self._deadline = deadline
+        self._clock = clock
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return self._clock() + state.upcoming_sleep >= self._deadline
 
 
 def _always(error: BaseException) -> bool:
@@ -128,7 +140,11 @@ class RetailCRMClient:
         pool_size: int = 4,
         site: str = "",
         budget_seconds: float = 30,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``sleep`` and ``clock`` (monotonic seconds) are the retry loop's time: tests pass a
+        fake pair and check the waits without spending them."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"tenant {tenant}: base URL {base_url!r} is not an http(s) URL")
@@ -139,6 +155,8 @@ class RetailCRMClient:
         self.tenant = tenant
         self.site = site
         self.budget_seconds = budget_seconds
+        self._sleep = sleep
+        self._clock = clock
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._limits = limits_for(
@@ -287,14 +305,23 @@ class RetailCRMClient:
         Pages by ``sinceId`` with ``page=1`` as the official modules do, until a page is
         empty or the last one (spec §7.5). Each request happens when the next page is asked for.
         """
+        return self._history("/api/v5/customers/history", since_id, start_date)
+
+    def orders_history(
+        self, since_id: int | None, *, start_date: str | None = None
+    ) -> Iterator[HistoryPage]:
+        """``orders/history``, followed exactly like ``customers/history`` (analytics §B.2)."""
+        return self._history("/api/v5/orders/history", since_id, start_date)
+
+    def _history(
+        self, path: str, since_id: int | None, start_date: str | None
+    ) -> Iterator[HistoryPage]:
         while True:
             if since_id is not None:
                 flt: JsonDict = {"sinceId": since_id}
             else:
                 flt = {"startDate": start_date} if start_date else {}
-            body = self._get(
-                "/api/v5/customers/history", {"filter": flt, "page": 1, "limit": PAGE_LIMIT}
-            )
+            body = self._get(path, {"filter": flt, "page": 1, "limit": PAGE_LIMIT})
             entries = tuple(body.get("history") or ())
             if not entries:
                 return
@@ -302,6 +329,18 @@ class RetailCRMClient:
             yield HistoryPage(entries=entries, last_id=since_id)
             if _page(body, "history").is_last:
                 return
+
+    def orders(
+        self, filter: Mapping[str, Any], page: int = 1, limit: int = PAGE_LIMIT
+    ) -> Page[JsonDict]:
+        body = self._get("/api/v5/orders", {"filter": filter, "page": page, "limit": limit})
+        return _page(body, "orders")
+
+    def status_groups(self) -> dict[str, str]:
+        """Order status code -> its group code (``cancel`` marks cancelled orders)."""
+        statuses = self._get("/api/v5/reference/statuses").get("statuses") or {}
+        items = statuses if isinstance(statuses, list) else list(statuses.values())
+        return {str(s["code"]): str(s.get("group") or "") for s in items}
 
     def orders_by_customer(self, customer_id: int) -> list[JsonDict]:
         def orders(page: int) -> Page[JsonDict]:
@@ -354,11 +393,12 @@ class RetailCRMClient:
         batch_size: int | None = None,
     ) -> JsonDict:
         budget = self.budget_seconds if budget is None else budget
-        deadline = time.monotonic() + budget
+        deadline = self._clock() + budget
         telephony = path.startswith(TELEPHONY_PREFIX)
         retrying = Retrying(
+            sleep=self._sleep,
             retry=retry_if_exception(_always if idempotent else _not_applied),
-            stop=stop_before_delay(budget),
+            stop=_OutOfBudget(deadline, self._clock),
             wait=_Backoff(BACKOFF_TELEPHONY if telephony else BACKOFF_GENERAL),
             before_sleep=self._log_retry,
             reraise=True,
@@ -379,7 +419,7 @@ class RetailCRMClient:
     ) -> JsonDict:
         self._limits.bucket_for(path).acquire()
         # The budget bounds the whole call, so one slow attempt may not outlive it by much.
-        read_timeout = min(self._read_timeout, max(deadline - time.monotonic(), MIN_READ_TIMEOUT))
+        read_timeout = min(self._read_timeout, max(deadline - self._clock(), MIN_READ_TIMEOUT))
         started = time.monotonic()
         try:
             response = self._session.request(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+from sync.emulator.orders import STATUSES, is_date, statuses_reference
 from sync.emulator.state import CrmState, JsonDict, KeyConfig, digits, now_text, phones_match
 from sync.emulator.validation import is_datetime, is_http_url, validate_calls
 
@@ -516,9 +517,52 @@ def _customer_edit(state: CrmState, req: ApiRequest) -> Reply:
 def _orders(state: CrmState, req: ApiRequest) -> Reply:
     flt = _filter(req)
     customer_id = _int(flt["customerId"], "filter[customerId]") if "customerId" in flt else None
-    items = state.orders_list(customer_id, state.keys_sites(req.key))
+    for name in ("createdAtFrom", "createdAtTo"):
+        if name in flt and not is_date(flt[name]):
+            raise ApiError(400, INPUT_ERRORS, {f"filter[{name}]": "Expected Y-m-d."})
+    items = state.orders_list(
+        customer_id,
+        state.keys_sites(req.key),
+        created_from=flt.get("createdAtFrom"),
+        created_to=flt.get("createdAtTo"),
+    )
+    if "ids" in flt:
+        ids = {_int(i, "filter[ids]") for i in _as_list(flt["ids"])}
+        items = [o for o in items if o["id"] in ids]
+    if "sites" in flt:
+        wanted = set(_as_list(flt["sites"]))
+        items = [o for o in items if o["site"] in wanted]
     page, pagination = _paginate(req, items)
     return 200, {"success": True, "pagination": pagination, "orders": page}
+
+
+@_route("GET", "/api/v5/orders/history", "order_read")
+def _orders_history(state: CrmState, req: ApiRequest) -> Reply:
+    flt = _filter(req)
+    since = _int(flt["sinceId"], "filter[sinceId]") if "sinceId" in flt else 0
+    for name in ("startDate", "endDate"):
+        if name in flt and not is_datetime(flt[name]):
+            raise ApiError(400, INPUT_ERRORS, {f"filter[{name}]": "Expected Y-m-d H:i:s."})
+    order_id = _int(flt["orderId"], "filter[orderId]") if "orderId" in flt else None
+    entries = [
+        e
+        for e in state.order_history_since(since, state.keys_sites(req.key))
+        if ("startDate" not in flt or e["createdAt"] >= flt["startDate"])
+        and ("endDate" not in flt or e["createdAt"] <= flt["endDate"])
+        and (order_id is None or e["order"].get("id") == order_id)
+    ]
+    page, pagination = _paginate(req, entries)
+    return 200, {
+        "success": True,
+        "generatedAt": now_text(),
+        "history": page,
+        "pagination": pagination,
+    }
+
+
+@_route("GET", "/api/v5/reference/statuses", "reference_read")
+def _statuses(state: CrmState, req: ApiRequest) -> Reply:
+    return 200, {"success": True, "statuses": statuses_reference()}
 
 
 @_route("POST", "/api/v5/orders/create", "order_write")
@@ -528,6 +572,9 @@ def _order_create(state: CrmState, req: ApiRequest) -> Reply:
     ref = order.get("customer")
     if ref is not None and (not isinstance(ref, dict) or state.customer(ref.get("id", 0)) is None):
         raise ApiError(400, "Order is not loaded", {"customer": "Customer not found."})
+    status = order.get("status", "new")
+    if status not in STATUSES:
+        raise ApiError(400, "Order is not loaded", {"status": f"Status '{status}' does not exist."})
     created = state.create_order(order, site)
     return 201, {"success": True, "id": created["id"], "order": created}
 

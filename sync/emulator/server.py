@@ -69,6 +69,9 @@ class Emulator(CrmState, Faults, Callbacks):
         # Bounded, so a standalone emulator left running does not grow without end.
         self._recorded: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
         self._recorded_lock = threading.Lock()
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        """Most requests ever handled at once: tests see parallel service without a stopwatch."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -134,6 +137,18 @@ class Emulator(CrmState, Faults, Callbacks):
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """Answer one HTTP request; ``headers`` keys are lower-case."""
         arrived = time.monotonic()
+        with self._recorded_lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            return self._handle(method, target, headers, body, arrived)
+        finally:
+            with self._recorded_lock:
+                self._in_flight -= 1
+
+    def _handle(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes, arrived: float
+    ) -> Answer:
         path, _, query = target.partition("?")  # not urlsplit: "//api/x" is a path here
         injected = self.take_faults(path)
         self._pause(self.latency)

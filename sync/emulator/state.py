@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from sync.emulator.orders import STATUSES, created_between, history_entry
 from sync.emulator.validation import DATETIME_FORMAT
 
 JsonDict = dict[str, Any]
@@ -137,6 +138,7 @@ class CrmState:
         self._calls_by_id: dict[str, JsonDict] = {}
         self._events: list[JsonDict] = []
         self._orders: dict[int, JsonDict] = {}
+        self._order_history: list[JsonDict] = []
         self._customer_ids = itertools.count(1)
         self._order_ids = itertools.count(1)
 
@@ -491,28 +493,97 @@ class CrmState:
         return found
 
     @_locked
-    def create_order(self, data: JsonDict, site: str) -> JsonDict:
+    def create_order(self, data: JsonDict, site: str, *, by_api: bool = True) -> JsonDict:
+        """Store an order; ``createdAt`` is now unless given (operator orders typed in later)."""
         id = next(self._order_ids)
+        items = data.get("items") or []
+        total = sum(
+            float(i.get("initialPrice", 0)) * float(i.get("quantity", 1))
+            for i in items
+            if isinstance(i, dict)
+        )
         order: JsonDict = {
             "status": "new",
+            "currency": "BYN",
+            "totalSumm": total,
             **copy.deepcopy(data),
             "id": id,
             "number": f"{id}A",
             "site": site,
-            "createdAt": now_text(),
+            "createdAt": data.get("createdAt") or now_text(),
         }
         self._orders[id] = order
+        self._order_changed(order, by_api=by_api, created=True, field="id", newValue=id)
         return copy.deepcopy(order)
 
+    def add_order(
+        self,
+        customer_id: int,
+        *,
+        created_at: str | None = None,
+        status: str = "new",
+        total: float = 0.0,
+        manager_id: int | None = None,
+        site: str = "shop",
+    ) -> int:
+        """An operator's order (history entries with ``source: user``) for tests and the demo."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        data: JsonDict = {"customer": {"id": customer_id}, "status": status, "totalSumm": total}
+        if created_at is not None:
+            data["createdAt"] = created_at
+        if manager_id is not None:
+            data["managerId"] = manager_id
+        with self.lock:
+            return int(self.create_order(data, site, by_api=False)["id"])
+
+    def set_order_status(self, id: int, status: str) -> None:
+        """An operator moves an order to another status (one ``status`` history entry)."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        with self.lock:
+            order = self._orders[id]
+            old, order["status"] = order["status"], status
+            self._order_changed(
+                order,
+                by_api=False,
+                field="status",
+                oldValue={"code": old},
+                newValue={"code": status},
+            )
+
     @_locked
-    def orders_list(self, customer_id: int | None, sites: Iterable[str]) -> list[JsonDict]:
+    def orders_list(
+        self,
+        customer_id: int | None,
+        sites: Iterable[str],
+        *,
+        created_from: str | None = None,
+        created_to: str | None = None,
+    ) -> list[JsonDict]:
         visible = set(sites)
         return [
             copy.deepcopy(o)
             for _, o in sorted(self._orders.items())
             if o["site"] in visible
             and (customer_id is None or (o.get("customer") or {}).get("id") == customer_id)
+            and created_between(o, created_from, created_to)
         ]
+
+    @_locked
+    def order_history_since(self, since_id: int, sites: Iterable[str]) -> list[JsonDict]:
+        """Entries with an id above ``since_id`` of the shops the key may see."""
+        visible = set(sites)
+        return [
+            copy.deepcopy(e)
+            for e in self._order_history[max(since_id, 0) :]
+            if e["order"].get("site") in visible
+        ]
+
+    def _order_changed(self, order: JsonDict, *, by_api: bool, **fields: Any) -> None:
+        entry_id = len(self._order_history) + 1
+        entry = history_entry(entry_id, order, datetime.now(), by_api=by_api, **fields)
+        self._order_history.append(entry)
 
     def _add_history(self, customer: JsonDict, key_label: str | None, **fields: Any) -> None:
         whole = fields.get("created") or fields.get("deleted")

@@ -15,77 +15,21 @@ in the CRM, and only created when the search finds nobody.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
 
 from loguru import logger
 
 from sync.config import Settings, TenantSettings
 from sync.crm import CRMError, RetailCRMClient
+from sync.engine.customer_changes import Change, changes_from_entry, phone_values
 from sync.engine.store import DueCall, Store
 from sync.phones import normalize_phone
-from sync.timeutil import utc_to_local, utcnow
+from sync.timeutil import Clock, utc_to_local, utcnow
 
 CREATE_FOR_RESULTS = ("answered", "no answer")
 CLAIM_STALE_AFTER = timedelta(minutes=10)
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One edit of the map: add/remove a (phone, customer) pair, drop a customer, move one."""
-
-    kind: Literal["add", "remove", "drop", "move"]
-    customer_id: int
-    phone: str = ""
-    into: int = 0
-
-
-Normalize = Callable[[str], str | None]
-
-
-def phone_values(value: Any) -> list[str]:
-    """Numbers in a history value: a string, ``{"number": …}``, or a list of either."""
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [n for item in value for n in phone_values(item)]
-    if isinstance(value, dict):
-        number = value.get("number")
-        return [str(number)] if number else []
-    return [str(value)] if str(value).strip() else []
-
-
-def changes_from_entry(entry: dict[str, Any], normalize: Normalize) -> list[Change]:
-    """What one ``customers/history`` entry does to the map (pure; unit-tested)."""
-    customer = entry.get("customer") or {}
-    try:
-        customer_id = int(str(customer.get("id")))
-    except (TypeError, ValueError):
-        return []
-    combined = entry.get("combinedTo") or {}
-    if combined.get("id"):
-        return [Change("move", customer_id, into=int(combined["id"]))]
-    if entry.get("deleted"):
-        return [Change("drop", customer_id)]
-    changes: list[Change] = []
-    if entry.get("created"):
-        for raw in phone_values(customer.get("phones")):
-            phone = normalize(raw)
-            if phone:
-                changes.append(Change("add", customer_id, phone))
-        return changes
-    if entry.get("field") == "phones":
-        for raw in phone_values(entry.get("oldValue")):
-            phone = normalize(raw)
-            if phone:
-                changes.append(Change("remove", customer_id, phone))
-        for raw in phone_values(entry.get("newValue")):
-            phone = normalize(raw)
-            if phone:
-                changes.append(Change("add", customer_id, phone))
-    return changes
 
 
 @dataclass
@@ -113,31 +57,34 @@ class CustomerMap:
         store: Store,
         client: RetailCRMClient,
         stop: threading.Event | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.tenant = tenant
         self.store = store
         self.client = client
         self.stop = stop or threading.Event()
+        self.clock = clock
 
     def normalize(self, raw: str) -> str | None:
         result = normalize_phone(
             raw,
             country=self.settings.pbx.country,
             extension_pattern=self.settings.pbx.extension_pattern,
+            area_code=self.settings.pbx.area_code,
         )
         return result.value if result.kind in ("e164", "raw") else None
 
     def refresh(self) -> MapReport:
         """Seed the map when it never was, then apply the history since the stored id."""
         report = MapReport(self.tenant.name)
-        started = utcnow()
+        started = self.clock()
         try:
             state = self.store.tenant(self.tenant.name)
             since_id = state.customers_since_id if state else None
             seeded_at = state.customers_seeded_at if state else None
             if seeded_at is None:
-                seeded_at = utcnow()
+                seeded_at = self.clock()
                 report.seeded = self._seed()
                 self.store.set_customers_cursor(self.tenant.name, None, seeded_at)
             start_date = None
@@ -148,7 +95,7 @@ class CustomerMap:
                 if self.stop.is_set():
                     break  # the cursor is stored per page: the next refresh goes on from here
                 changes = [c for e in page.entries for c in changes_from_entry(e, self.normalize)]
-                self.store.apply_map_changes(self.tenant.name, changes, utcnow())
+                self.store.apply_map_changes(self.tenant.name, changes, self.clock())
                 self.store.set_customers_cursor(self.tenant.name, page.last_id, seeded_at)
                 report.entries += len(page.entries)
                 report.changes += len(changes)
@@ -161,7 +108,7 @@ class CustomerMap:
                 "tenant": self.tenant.name,
                 "kind": "customers",
                 "started_at": started,
-                "finished_at": utcnow(),
+                "finished_at": self.clock(),
                 "read": report.entries,
                 "error": report.error,
             }
@@ -181,21 +128,35 @@ class CustomerMap:
                 if (phone := self.normalize(raw))
             ]
             changes = [Change("add", cid, phone) for phone, cid in pairs]
-            self.store.apply_map_changes(self.tenant.name, changes, utcnow())
+            self.store.apply_map_changes(self.tenant.name, changes, self.clock())
             added += len(changes)
             if page.is_last or self.stop.is_set():
                 return added
             page_no += 1
 
-    def ensure_customers(self, calls: Sequence[DueCall], owner: str) -> int:
-        """Create CRM customers for unknown numbers of answered or missed calls; returns count."""
+    def ensure_customers(
+        self, calls: Sequence[DueCall], owner: str, *, budget_seconds: float | None = None
+    ) -> int:
+        """Create CRM customers for unknown numbers of answered or missed calls; returns count.
+
+        Within ``budget_seconds`` (the caller's lease must outlive it): numbers left when it is
+        spent are uploaded without a customer of their own and logged.
+        """
         wanted = _numbers_to_create(calls)
         if not wanted:
             return 0
         unknown = sorted(set(wanted) - self.store.known_phones(self.tenant.name, wanted))
         created = 0
-        for phone in unknown:
-            now = utcnow()
+        start = self.clock()
+        for index, phone in enumerate(unknown):
+            now = self.clock()
+            if budget_seconds is not None and (now - start).total_seconds() >= budget_seconds:
+                logger.warning(
+                    f"tenant {self.tenant.name}: customer creation ran out of its "
+                    f"{budget_seconds:.0f} s budget; {len(unknown) - index} numbers go "
+                    "without a new customer"
+                )
+                break
             if not self.store.claim_phone(self.tenant.name, phone, owner, now, CLAIM_STALE_AFTER):
                 continue  # another worker creates (or created) it
             try:
@@ -214,7 +175,7 @@ class CustomerMap:
                 logger.warning(f"tenant {self.tenant.name}: customer for {phone}: {exc}")
                 continue
             self.store.apply_map_changes(
-                self.tenant.name, [Change("add", customer_id, phone)], utcnow()
+                self.tenant.name, [Change("add", customer_id, phone)], self.clock()
             )
             self.store.finish_phone_claim(self.tenant.name, phone, customer_id)
         return created

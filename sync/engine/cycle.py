@@ -10,44 +10,48 @@ moves past calls that are complete and recorded, so nothing in the log is skippe
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync.calls.builder import Call, build_call_row, build_calls
-from sync.calls.legs import CallRow, Leg
+from sync.calls.builder import build_page
 from sync.calls.options import BuildOptions
 from sync.config import Settings, TenantSettings
-from sync.crm import (
-    AccountNotFoundError,
-    AuthError,
-    CRMError,
-    NotFoundError,
-    RetailCRMClient,
-    RetriableError,
-    UploadResult,
-    ValidationError,
-)
+from sync.crm import CRMError, RetailCRMClient, UploadResult
 from sync.engine.customers import CustomerMap
-from sync.engine.state import Derived, after_failure, batch_id, chunks, halves
-from sync.engine.store import DueCall, Lease, LeaseLost, Store, TenantState
+from sync.engine.pump import Batch, Outcome, Progress, PumpHooks, UploadPump
+from sync.engine.state import Derived, after_failure, batch_id
+from sync.engine.store import Lease, LeaseLost, Store, TenantState
+from sync.errors import first_line
 from sync.sources import SourceError
-from sync.timeutil import local_to_utc, utc_to_local, utcnow
+from sync.timeutil import Clock, local_to_utc, utc_to_local, utcnow
 
-Progress = Callable[[int, int], None]
-"""Called with (calls done, calls known) while uploading."""
+__all__ = ["CycleOutcome", "CycleReport", "Progress", "ResyncWindow", "TenantCycle"]
 
 ANALYZE_AFTER = 1000
 """Calls inserted, or sent, in one cycle after which the planner's statistics are refreshed."""
 
-# A tenant is stopped for the cycle (and `paused` shown) on errors that no retry can fix.
-STOPPING_ERRORS = (AuthError, NotFoundError, AccountNotFoundError)
+
+class CycleOutcome(StrEnum):
+    """How a tenant cycle ended (the word in its summary line and in ``once``'s exit code)."""
+
+    OK = "ok"
+    IDLE = "idle"
+    """The window had nothing new: it was not read."""
+    BUSY = "busy"
+    """Another worker holds the lease."""
+    ERROR = "error"
+    PAUSED = "paused"
+    """403/404/405, or the module is inactive or frozen: nothing more until that changes."""
+    LEASE_LOST = "lease-lost"
+
+
+FAILED_OUTCOMES = (CycleOutcome.ERROR, CycleOutcome.PAUSED, CycleOutcome.LEASE_LOST)
 
 
 @dataclass
@@ -55,9 +59,7 @@ class CycleReport:
     """What one tenant cycle did; one summary log line and one ``sync_run`` row."""
 
     tenant: str
-    outcome: str = "ok"
-    """ok | idle (the window had nothing new) | busy (another worker holds the lease) | error |
-    paused | lease-lost"""
+    outcome: CycleOutcome = CycleOutcome.OK
     read: int = 0
     new: int = 0
     sent: int = 0
@@ -71,6 +73,11 @@ class CycleReport:
     lag_seconds: float | None = None
     error: str | None = None
     started: datetime = field(default_factory=utcnow)
+
+    @property
+    def troubled(self) -> bool:
+        """Calls failed or the tenant could not finish: ``once`` exits 1."""
+        return bool(self.failed or self.dead or self.outcome in FAILED_OUTCOMES)
 
     def summary(self) -> str:
         lag = "-" if self.lag_seconds is None else f"{self.lag_seconds:.0f}s"
@@ -89,8 +96,8 @@ class CycleReport:
 
 
 @dataclass(frozen=True)
-class Window:
-    """A resync window in source wall time; ``force`` re-sends calls already sent."""
+class ResyncWindow:
+    """An operator's resync window in source wall time; calls already sent go again."""
 
     since: datetime
     until: datetime
@@ -108,6 +115,7 @@ class TenantCycle:
         client: RetailCRMClient,
         owner: str,
         stop: threading.Event | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.tenant = tenant
@@ -116,21 +124,26 @@ class TenantCycle:
         self.client = client
         self.owner = owner
         self.stop = stop or threading.Event()
+        self.clock = clock
         self.options: BuildOptions = settings.build_options()
         self.customers = (
-            CustomerMap(settings, tenant, store, client) if tenant.create_customers else None
+            CustomerMap(settings, tenant, store, client, clock=clock)
+            if tenant.create_customers
+            else None
         )
 
     # -- the cycle ---------------------------------------------------------------------
 
-    def run(self, window: Window | None = None, progress: Progress | None = None) -> CycleReport:
-        report = CycleReport(self.tenant.name)
-        now = utcnow()
+    def run(
+        self, window: ResyncWindow | None = None, progress: Progress | None = None
+    ) -> CycleReport:
+        now = self.clock()
+        report = CycleReport(self.tenant.name, started=now)
         lease = self.store.claim(
             self.tenant.name, self.owner, self.settings.sync.lease_seconds, now
         )
         if lease is None:
-            report.outcome = "busy"
+            report.outcome = CycleOutcome.BUSY
             logger.info(report.summary())
             return report
         paused = False
@@ -138,7 +151,7 @@ class TenantCycle:
         state = self.store.tenant(self.tenant.name)
         crm_paused = state.crm_paused if state is not None else None
         if crm_paused is not None:
-            report.outcome, report.error = "paused", crm_paused
+            report.outcome, report.error = CycleOutcome.PAUSED, crm_paused
             self._finish(lease, report, None, True)
             return report
         try:
@@ -155,11 +168,11 @@ class TenantCycle:
             if report.sent + report.duplicates >= ANALYZE_AFTER:
                 self.store.analyze_calls()  # most rows changed status: keep the plans right
             if paused:
-                report.outcome = "paused"
+                report.outcome = CycleOutcome.PAUSED
         except LeaseLost as exc:
-            report.outcome, report.error = "lease-lost", str(exc)
+            report.outcome, report.error = CycleOutcome.LEASE_LOST, str(exc)
         except Exception as exc:  # a cycle never takes the process down
-            report.outcome, report.error = "error", _one_line(exc)
+            report.outcome, report.error = CycleOutcome.ERROR, first_line(exc, with_type=True)
             expected = isinstance(exc, (CRMError, SourceError, SQLAlchemyError))
             logger.opt(exception=not expected).error(
                 f"tenant {self.tenant.name}: cycle failed: {report.error}"
@@ -171,15 +184,15 @@ class TenantCycle:
     def _finish(
         self, lease: Lease, report: CycleReport, cursor: datetime | None, paused: bool
     ) -> None:
-        now = utcnow()
+        now = self.clock()
         report.lag_seconds = self._lag(now)
         try:
-            if report.outcome != "lease-lost":
+            if report.outcome != CycleOutcome.LEASE_LOST:
                 self.store.finish_cycle(
                     lease, now=now, cursor=cursor, error=report.error, paused=paused
                 )
         except LeaseLost as exc:
-            report.outcome, report.error = "lease-lost", str(exc)
+            report.outcome, report.error = CycleOutcome.LEASE_LOST, str(exc)
         finally:
             self.store.release(lease)
         self.store.record_run(
@@ -221,7 +234,7 @@ class TenantCycle:
         return start, utc_to_local(now, tz) + timedelta(seconds=1)
 
     def _read_and_record(
-        self, lease: Lease, report: CycleReport, window: Window | None
+        self, lease: Lease, report: CycleReport, window: ResyncWindow | None
     ) -> datetime | None:
         """Read the window page by page, record every complete call; returns the new cursor.
 
@@ -231,12 +244,12 @@ class TenantCycle:
         That keeps an idle poll of a huge log to a few index lookups.
         """
         state = self.store.tenant(self.tenant.name)
-        now = utcnow()
+        now = self.clock()
         source = self.source()
         match = self.tenant.match
         if window is None:
             if state is not None and self._unchanged(state, source, now):
-                report.outcome = "idle"
+                report.outcome = CycleOutcome.IDLE
                 return None
             start, end = self.window(now, state.cursor if state else None)
         else:
@@ -246,7 +259,7 @@ class TenantCycle:
         oldest_incomplete: datetime | None = None
         for page in source.read_window(start, end, tenant_match=match):
             rows: list[tuple[str, datetime | None, Derived]] = []
-            for call in derive(page, self.options, now):
+            for call in build_page(page, self.options, now):
                 if call.tenant != self.tenant.name:
                     if call.tenant is None:
                         report.unrouted += 1
@@ -261,7 +274,7 @@ class TenantCycle:
                     due = self._due(call.last_end, now)
                     recheck_at = due if recheck_at is None else min(recheck_at, due)
                     continue
-                rows.append((call.external_id, self._utc(call.started_at), call_state(call)))
+                rows.append((call.external_id, self._utc(call.started_at), Derived.of(call)))
             counts = self.store.apply_derivations(lease, rows, now, force=window is not None)
             report.new += counts.inserted
             report.skipped += counts.skipped
@@ -273,7 +286,7 @@ class TenantCycle:
                 )
             for external_id, warning in counts.warnings:
                 logger.warning(f"tenant {self.tenant.name}: call {external_id}: {warning}")
-            self.store.extend(lease, self.settings.sync.lease_seconds, utcnow())
+            self.store.extend(lease, self.settings.sync.lease_seconds, self.clock())
         if fingerprint is None:
             return None
         self.store.record_window(lease, start, fingerprint, recheck_at)
@@ -310,49 +323,25 @@ class TenantCycle:
     def _upload(self, lease: Lease, report: CycleReport, progress: Progress | None) -> bool:
         """Send every due call; returns True when the tenant must pause (403/404/405)."""
         sync = self.settings.sync
-        queue: deque[Sequence[DueCall]] = deque()
-        in_flight: dict[Future[UploadResult], Sequence[DueCall]] = {}
-        stop_submitting = False
-        paused = False
-        done = 0
-        known = 0
-        limit: int | None = None  # batches in flight; decided when there is something to send
         # Calls that fail in this cycle get a retry time after its start: each is tried once.
-        started = utcnow()
-        with ThreadPoolExecutor(sync.max_in_flight, thread_name_prefix="upload") as pool:
-            while True:
-                while not stop_submitting and not self.stop.is_set():
-                    if limit is not None and len(in_flight) >= limit:
-                        break
-                    if not queue:
-                        due = self.store.due_calls(
-                            self.tenant.name, started, sync.batch_size * sync.max_in_flight * 4
-                        )
-                        if not due:
-                            break
-                        known += len(due)
-                        queue.extend(chunks(due, sync.batch_size))
-                    if limit is None:
-                        limit = self._first_in_flight()
-                    batch = queue.popleft()
-                    in_flight[self._submit(pool, lease, batch)] = batch
-                if not in_flight:
-                    break
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    batch = in_flight.pop(future)
-                    outcome = self._settle(lease, report, future, batch, queue)
-                    if outcome == "pause":
-                        stop_submitting = paused = True
-                    elif outcome == "stop":
-                        stop_submitting = True
-                    else:  # the CRM answered as it should: open up
-                        limit = sync.max_in_flight
-                    done += len(batch) if outcome != "split" else 0
-                if progress is not None:
-                    progress(done, known)
-                self.store.extend(lease, sync.lease_seconds, utcnow())
-        return paused
+        started = self.clock()
+        hooks = PumpHooks(
+            due=lambda limit: self.store.due_calls(self.tenant.name, started, limit),
+            prepare=lambda batch: self._prepare(lease, batch),
+            send=self._send,
+            settle=lambda batch, outcome, answer: self._settle(
+                lease, report, batch, outcome, answer
+            ),
+            tick=lambda: self.store.extend(lease, sync.lease_seconds, self.clock()),
+        )
+        pump = UploadPump(
+            hooks,
+            batch_size=sync.batch_size,
+            max_in_flight=sync.max_in_flight,
+            first_in_flight=self._first_in_flight,
+            stop=self.stop,
+        )
+        return pump.run(progress)
 
     def _first_in_flight(self) -> int:
         """One batch first after a cycle that ended paused or with an error: a revoked key or
@@ -361,53 +350,53 @@ class TenantCycle:
         troubled = state is not None and (state.paused or state.last_error is not None)
         return 1 if troubled else self.settings.sync.max_in_flight
 
-    def _submit(
-        self, pool: ThreadPoolExecutor, lease: Lease, batch: Sequence[DueCall]
-    ) -> Future[UploadResult]:
+    def _prepare(self, lease: Lease, batch: Batch) -> None:
         if self.customers is not None:
-            self.customers.ensure_customers(batch, self.owner)
+            # Customer creation may not outlive the lease: half of it at most per batch.
+            budget = self.settings.sync.lease_seconds / 2
+            self.customers.ensure_customers(batch, self.owner, budget_seconds=budget)
         ids = [c.external_id for c in batch]
-        self.store.mark_sending(lease, ids, batch_id(self.tenant.name, ids), utcnow())
-        payloads = [c.payload for c in batch]
+        self.store.mark_sending(lease, ids, batch_id(self.tenant.name, ids), self.clock())
+
+    def _send(self, batch: Batch) -> UploadResult:
         budget = self.settings.sync.upload_budget_seconds
-        return pool.submit(self.client.upload_calls, payloads, budget_seconds=budget)
+        return self.client.upload_calls([c.payload for c in batch], budget_seconds=budget)
 
     def _settle(
         self,
         lease: Lease,
         report: CycleReport,
-        future: Future[UploadResult],
-        batch: Sequence[DueCall],
-        queue: deque[Sequence[DueCall]],
-    ) -> str:
-        """Record one finished upload; returns ok | split | failed | stop | pause."""
+        batch: Batch,
+        outcome: Outcome,
+        answer: UploadResult | BaseException,
+    ) -> None:
+        """Record one finished upload in the store and the report."""
         ids = [c.external_id for c in batch]
-        now = utcnow()
-        try:
-            result = future.result()
-        except ValidationError as exc:
-            if len(batch) > 1:
-                first, second = halves(batch)
-                queue.appendleft(second)
-                queue.appendleft(first)
-                return "split"
-            self._fail(lease, report, batch, exc, now)
-            logger.error(f"tenant {self.tenant.name}: call {ids[0]} rejected: {exc}")
-            return "failed"
-        except STOPPING_ERRORS as exc:
-            self.store.mark_pending(lease, ids, str(exc), now)
-            report.error = str(exc)
-            return "pause"
-        except RetriableError as exc:
-            # The CRM is unwell: these calls wait for their retry time, the rest for the
-            # next cycle, instead of every batch spending its own retry budget.
-            self._fail(lease, report, batch, exc, now)
-            report.error = str(exc)
-            return "stop"
-        except Exception as exc:
-            self._fail(lease, report, batch, exc, now)
-            logger.error(f"tenant {self.tenant.name}: batch of {len(batch)} failed: {exc}")
-            return "failed"
+        now = self.clock()
+        if isinstance(answer, UploadResult):
+            self._sent(lease, report, ids, answer, now)
+        elif outcome is Outcome.PAUSE:
+            self.store.mark_pending(lease, ids, str(answer), now)
+            report.error = str(answer)
+        else:
+            self._fail(lease, report, batch, answer, now)
+            if outcome is Outcome.REJECTED:
+                logger.error(f"tenant {self.tenant.name}: call {ids[0]} rejected: {answer}")
+            elif outcome is Outcome.STOP:
+                # The CRM is unwell: these calls wait for their retry time, the rest for the
+                # next cycle, instead of every batch spending its own retry budget.
+                report.error = str(answer)
+            else:
+                logger.error(f"tenant {self.tenant.name}: batch of {len(batch)} failed: {answer}")
+
+    def _sent(
+        self,
+        lease: Lease,
+        report: CycleReport,
+        ids: Sequence[str],
+        result: UploadResult,
+        now: datetime,
+    ) -> None:
         self.store.mark_sent(lease, ids, now)
         duplicates = len(set(result.duplicates) & set(ids))
         report.duplicates += duplicates
@@ -417,13 +406,12 @@ class TenantCycle:
                 f"tenant {self.tenant.name}: the CRM stored {result.processed} of {len(ids)} "
                 f"calls and reported {duplicates} duplicates"
             )
-        return "ok"
 
     def _fail(
         self,
         lease: Lease,
         report: CycleReport,
-        batch: Sequence[DueCall],
+        batch: Batch,
         exc: BaseException,
         now: datetime,
     ) -> None:
@@ -437,28 +425,9 @@ class TenantCycle:
                 base_seconds=sync.retry_base_seconds,
                 max_seconds=sync.retry_max_seconds,
             )
-            failures.append((call.external_id, failure, _one_line(exc)))
+            failures.append((call.external_id, failure, first_line(exc, with_type=True)))
             if failure.status == "dead":
                 report.dead += 1
             else:
                 report.failed += 1
         self.store.mark_failed(lease, failures, now)
-
-
-def call_state(call: Call) -> Derived:
-    """What the diff stores for a complete call; its warnings go with it to the log."""
-    return Derived(call.payload, call.skip_reason, call.warnings)
-
-
-def derive(page: Sequence[Leg | CallRow], options: BuildOptions, now: datetime) -> list[Call]:
-    """Calls from one page of the source: legs grouped by linkedid, or one row per call."""
-    now_aware = now.replace(tzinfo=UTC)
-    legs = [item for item in page if isinstance(item, Leg)]
-    calls = build_calls(legs, options, now_aware) if legs else []
-    calls += [build_call_row(r, options, now_aware) for r in page if isinstance(r, CallRow)]
-    return calls
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -14,10 +14,11 @@ from sync import db
 from sync.config import Settings, TenantSettings
 from sync.crm.factory import daemon_client
 from sync.engine.customers import CustomerMap, MapReport
-from sync.engine.cycle import CycleReport, Progress, TenantCycle, Window
+from sync.engine.cycle import CycleReport, Progress, ResyncWindow, TenantCycle
+from sync.engine.orders import OrderMirror
 from sync.engine.store import Store, this_owner
 from sync.sources import open_source
-from sync.timeutil import utcnow
+from sync.timeutil import Clock, utcnow
 
 
 class Runner:
@@ -30,8 +31,10 @@ class Runner:
         stop: threading.Event | None = None,
         owner: str | None = None,
         engine: sa.Engine | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.stop = stop or threading.Event()
         self.owner = owner or this_owner()
         self.engine = engine or db.make_engine(settings.database.url)
@@ -60,6 +63,7 @@ class Runner:
             self.clients[tenant.name],
             self.owner,
             self.stop,
+            self.clock,
         )
 
     def selected(self, names: Sequence[str] | None) -> list[TenantSettings]:
@@ -70,7 +74,7 @@ class Runner:
     def once(
         self,
         tenants: Sequence[str] | None = None,
-        window: Window | None = None,
+        window: ResyncWindow | None = None,
         progress: Progress | None = None,
     ) -> list[CycleReport]:
         chosen = self.selected(tenants)
@@ -93,13 +97,19 @@ class Runner:
             if self.stop.is_set():
                 break
             last = self.store.last_run(tenant.name, "customers")
-            fresh = last is not None and (utcnow() - last).total_seconds() < (older_than or 0)
+            fresh = last is not None and (self.clock() - last).total_seconds() < (older_than or 0)
             if older_than is not None and fresh:
                 continue
-            cmap = CustomerMap(
-                self.settings, tenant, self.store, self.clients[tenant.name], self.stop
-            )
+            client = self.clients[tenant.name]
+            cmap = CustomerMap(self.settings, tenant, self.store, client, self.stop, self.clock)
             reports.append(cmap.refresh())
+            # The report's orders mirror follows on the same schedule (design §7). Its failure
+            # is logged and kept in sync_run (kind "orders"); it never fails the sync itself.
+            if not self.stop.is_set():
+                mirror = OrderMirror(
+                    self.settings, tenant, self.store, client, self.stop, self.clock
+                )
+                mirror.refresh()
         return reports
 
     def close(self) -> None:

@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sync.calls.call import Call
+
 
 class Status(StrEnum):
     PENDING = "pending"
@@ -54,6 +56,11 @@ class Derived:
     skip_reason: str | None
     warnings: tuple[str, ...] = field(default=(), compare=False)
     """Logged when the call is recorded or changes, not on every re-read."""
+
+    @classmethod
+    def of(cls, call: Call) -> Derived:
+        """What the diff stores for a complete call; its warnings go with it to the log."""
+        return cls(call.payload, call.skip_reason, call.warnings)
 
     @property
     def status(self) -> Status:
@@ -114,10 +121,6 @@ def batch_id(tenant: str, external_ids: Sequence[str]) -> str:
     for external_id in sorted(external_ids):
         digest.update(b"\0" + external_id.encode())
     return digest.hexdigest()[:16]
-
-
-def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def halves(items: Sequence[Any]) -> tuple[Sequence[Any], Sequence[Any]]:

@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from models import CallSync, CustomerClaim, RetailcrmCustomer, SyncRun, SyncTenant
+from sync.batches import chunks
+from sync.engine.customer_changes import Change
 from sync.engine.state import UNSENT, Action, Derived, Failure, Status, Stored, diff
 
 TENANT = cast(sa.Table, SyncTenant.__table__)
@@ -27,11 +29,6 @@ CALLS = cast(sa.Table, CallSync.__table__)
 CUSTOMERS = cast(sa.Table, RetailcrmCustomer.__table__)
 CLAIMS = cast(sa.Table, CustomerClaim.__table__)
 RUNS = cast(sa.Table, SyncRun.__table__)
-IN_CHUNK = 500
-
-
-if TYPE_CHECKING:
-    from sync.engine.customers import Change
 
 
 class LeaseLost(Exception):
@@ -110,11 +107,6 @@ class DiffCounts:
     changed_after_upload: tuple[tuple[str, Any, Any], ...] = ()
     warnings: tuple[tuple[str, str], ...] = ()
     """(externalId, warning) of calls recorded or changed by this diff."""
-
-
-def _in_chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(values), IN_CHUNK):
-        yield values[i : i + IN_CHUNK]
 
 
 class Store:
@@ -370,7 +362,7 @@ class Store:
 
     def _stored(self, conn: sa.Connection, tenant: str, ids: Sequence[str]) -> dict[str, Stored]:
         found: dict[str, Stored] = {}
-        for chunk in _in_chunks(ids):
+        for chunk in chunks(ids):
             rows = conn.execute(
                 sa.select(
                     CALLS.c.external_id, CALLS.c.status, CALLS.c.payload, CALLS.c.skip_reason
@@ -435,7 +427,7 @@ class Store:
 
     def mark_sending(self, lease: Lease, ids: Sequence[str], batch_id: str, now: datetime) -> None:
         with self.fenced(lease) as conn:
-            for chunk in _in_chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(
                     sa.update(CALLS)
                     .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id.in_(chunk))
@@ -444,7 +436,7 @@ class Store:
 
     def mark_sent(self, lease: Lease, ids: Sequence[str], now: datetime) -> None:
         with self.fenced(lease) as conn:
-            for chunk in _in_chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(
                     sa.update(CALLS)
                     .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id.in_(chunk))
@@ -488,7 +480,7 @@ class Store:
     def mark_pending(self, lease: Lease, ids: Sequence[str], error: str, now: datetime) -> None:
         """Back to pending without counting an attempt: the fault was not the call's."""
         with self.fenced(lease) as conn:
-            for chunk in _in_chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(
                     sa.update(CALLS)
                     .where(CALLS.c.tenant == lease.tenant, CALLS.c.external_id.in_(chunk))
@@ -605,7 +597,7 @@ class Store:
     def known_phones(self, tenant: str, phones: Sequence[str]) -> set[str]:
         found: set[str] = set()
         with self.engine.connect() as conn:
-            for chunk in _in_chunks(sorted(set(phones))):
+            for chunk in chunks(sorted(set(phones))):
                 found.update(
                     conn.execute(
                         sa.select(CUSTOMERS.c.phone).where(
@@ -696,6 +688,17 @@ class Store:
             for tenant, created in oldest:
                 result.setdefault(tenant, {s.value: 0 for s in Status})["oldest_pending"] = created
         return result
+
+    def skip_reasons(self, tenant: str) -> list[tuple[str, int]]:
+        """Calls recorded but not uploaded, by reason, most frequent first."""
+        query = (
+            sa.select(CALLS.c.skip_reason, sa.func.count())
+            .where(CALLS.c.tenant == tenant, CALLS.c.status == Status.SKIPPED.value)
+            .group_by(CALLS.c.skip_reason)
+        )
+        with self.engine.connect() as conn:
+            rows = [(str(reason), int(count)) for reason, count in conn.execute(query)]
+        return sorted(rows, key=lambda r: (-r[1], r[0]))
 
     def oldest_unsent(self, tenant: str) -> datetime | None:
         """Start of the oldest call still waiting to reach the CRM: the tenant's lag."""

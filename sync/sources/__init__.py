@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 import sqlalchemy as sa
 
-from sync.config import SourceSettings
+from sync.settings import SourceSettings
 from sync.sources.calls_reader import CallSource
 from sync.sources.reader import LegSource, leg_sort_key
 from sync.sources.schema import Layout, SourceError, TimeCodec

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from sync.config import SourceSettings
+from sync.settings import SourceSettings
 from sync.sources import queries
 from sync.sources.coerce import to_time
 from sync.sources.schema import Layout, SourceError
@@ -49,11 +49,6 @@ def text_of(value: object) -> object:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", errors="replace")
     return value
-
-
-def chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
 
 
 @dataclass

@@ -13,14 +13,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from sync.calls.legs import CallRow
-from sync.config import CALL_COLUMNS
+from sync.batches import chunks
+from sync.calls.legs import CALL_COLUMNS, CallRow
 from sync.sources import queries
-from sync.sources.base import TableSource, Window, chunks
+from sync.sources.base import IN_CHUNK, TableSource, Window
 from sync.sources.coerce import to_int, to_opt_str, to_str, to_time
 
 _FIELDS = CALL_COLUMNS
-"""The logical columns (``sync.config.CALL_COLUMNS``) in the order ``_row`` unpacks them."""
+"""The logical columns (``CallRow``'s fields) in the order ``_row`` unpacks them."""
 _NEVER = datetime.max
 
 
@@ -45,7 +45,7 @@ class CallSource(TableSource[CallRow]):
         cols = self._page_columns()
         rows: list[CallRow] = []
         with self.engine.connect() as conn:
-            for chunk in chunks(list(dict.fromkeys(ids))):
+            for chunk in chunks(list(dict.fromkeys(ids)), IN_CHUNK):
                 query = queries.by_id(self.layout, cols, chunk)
                 rows.extend(self._row(r) for r in conn.execute(query))
         return sorted(rows, key=call_sort_key)

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from sync.calls.legs import Leg
-from sync.sources.coerce import DISPOSITION_CODES, to_int
+from sync.calls.legs import DISPOSITION_CODES, Leg
+from sync.sources.coerce import to_int
 from sync.sources.indexes import index_name, plan
 from sync.sources.schema import TimeCodec, split_name
 

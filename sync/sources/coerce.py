@@ -13,10 +13,11 @@ import math
 import re
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Final
+
+from sync.calls.legs import DISPOSITIONS
+from sync.timeutil import to_wall
 
 __all__ = [
-    "DISPOSITION_CODES",
     "derive_calldate_times",
     "to_disposition",
     "to_int",
@@ -24,16 +25,6 @@ __all__ = [
     "to_str",
     "to_time",
 ]
-
-DISPOSITION_CODES: Final = {
-    "ANSWERED": 8,
-    "NO ANSWER": 0,
-    "BUSY": 4,
-    "FAILED": 2,
-    "CONGESTION": 16,
-    "CANCEL": 32,
-}
-"""Text disposition -> the integer code a backend writes into an integer column (spec §3)."""
 
 _EPOCH_RE = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _MAX_EPOCH = 253_402_300_799  # 9999-12-31 23:59:59 UTC
@@ -128,10 +119,7 @@ def to_time(value: object, zone: tzinfo) -> datetime | None:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             return value.replace(tzinfo=None)
-        try:
-            return value.astimezone(zone).replace(tzinfo=None)
-        except (OverflowError, ValueError):
-            return None
+        return to_wall(value, zone)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     if isinstance(value, int | float | Decimal):
@@ -180,7 +168,7 @@ def derive_calldate_times(
     end = _plus(calldate, duration)
     if end is None or billsec is None:
         return None, end
-    answered = disposition.upper() == "ANSWERED" or disposition == "8"
+    answered = DISPOSITIONS.get(disposition.upper()) == "ANSWERED"
     if billsec > 0 or answered:
         return _plus(end, -billsec), end
     return None, end

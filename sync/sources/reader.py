@@ -18,15 +18,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from sync.calls.legs import Leg
-from sync.config import LEG_COLUMNS
+from sync.batches import chunks
+from sync.calls.legs import LEG_COLUMNS, Leg
 from sync.sources import queries
-from sync.sources.base import TableSource, Window, chunks, compare_lt, text_of
+from sync.sources.base import IN_CHUNK, TableSource, Window, compare_lt, text_of
 from sync.sources.coerce import derive_calldate_times, to_disposition, to_int, to_str, to_time
 from sync.sources.schema import LEG_OPTIONAL
 
 _FIELDS = (*LEG_COLUMNS, "tenant")
-"""The logical columns in the order ``_leg`` unpacks them (the config's list)."""
+"""The logical columns in the order ``_leg`` unpacks them (``Leg``'s vocabulary)."""
 _TIME = len(_FIELDS)
 _TENANT = _TIME + 1
 """Positions of the stored time and tenant after the fields in ``_leg_columns``."""
@@ -91,12 +91,12 @@ class LegSource(TableSource[Leg]):
         with self.engine.connect() as conn:
             found: set[str] = set()
             if self.layout.has("linkedid"):
-                for chunk in chunks(wanted):
+                for chunk in chunks(wanted, IN_CHUNK):
                     got = conn.execute(queries.by_linkedid(self.layout, cols, chunk)).all()
                     rows.extend(got)
                     found.update(_key_text(r.linkedid) for r in got)
             rest = [k for k in wanted if k not in found]
-            for chunk in chunks(rest):
+            for chunk in chunks(rest, IN_CHUNK):
                 rows.extend(conn.execute(queries.by_uniqueid(self.layout, cols, chunk)).all())
         return sorted((self._leg(r) for r in rows), key=leg_sort_key)
 
@@ -134,12 +134,12 @@ class LegSource(TableSource[Leg]):
         groups: dict[str, list[sa.Row[Any]]] = {key: [] for key in order}
         cols = self._leg_columns()
         if has_linkedid:
-            for chunk in chunks(order):
+            for chunk in chunks(order, IN_CHUNK):
                 for row in conn.execute(queries.by_linkedid(self.layout, cols, chunk)).all():
                     members = groups.get(_key_text(row.linkedid))
                     if members is not None:  # None: a collation-equal variant; its own group
                         members.append(row)
-        for chunk in chunks(list(by_uid)):
+        for chunk in chunks(list(by_uid), IN_CHUNK):
             for row in conn.execute(queries.by_uniqueid(self.layout, cols, chunk)).all():
                 members = groups.get(_key_text(row.uniqueid))
                 if members is not None:

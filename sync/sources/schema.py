@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
-from sync.config import CALL_COLUMNS, SourceSettings
+from sync.calls.legs import CALL_COLUMNS
+from sync.errors import first_line
+from sync.settings import SourceSettings
 from sync.sources.queries import sample_time
 
 Shape = Literal["start", "calldate", "calls"]
@@ -137,7 +139,7 @@ def reflect(engine: sa.Engine, settings: SourceSettings) -> Layout:
             f"source table {settings.table!r} not found (check source.url and source.table)"
         ) from None
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = first_line(exc)
         raise SourceError(
             f"source database: cannot read table {settings.table!r}: {reason}"
         ) from None

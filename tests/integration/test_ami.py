@@ -40,7 +40,7 @@ def run(test: Callable[[], Awaitable[None]]) -> None:
 
 
 def client(pbx: PbxEmulator, secret: str = SECRET, **options: float) -> AmiClient:
-    return AmiClient("127.0.0.1", pbx.port, "retailcrm", secret, backoff=[0.05, 0.1], **options)  # type: ignore[arg-type]
+    return AmiClient("127.0.0.1", pbx.port, "retailcrm", secret, backoff=[0.05, 0.1], **options)
 
 
 def test_backoff_is_1_2_4_up_to_30() -> None:

@@ -114,6 +114,12 @@ def _unregister(crm: Emulator) -> None:
         crm._modules.clear()
 
 
+def _then(action: Callable[[], object], make: Callable[[], Path]) -> Path:
+    """Break the setup first, then write the config."""
+    action()
+    return make()
+
+
 def _narrow_key(crm: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     key = "narrow-key-0123456789"
     crm.add_key(key, scopes=[s for s in ALL_SCOPES if s != "telephony_write"])
@@ -145,10 +151,12 @@ def test_check_names_each_broken_piece(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = {
-        "bad_key": lambda: monkeypatch.setenv(KEY_ENV, "wrong-key-0123456789") or setup(),
-        "missing_scope": lambda: _narrow_key(crm, monkeypatch) or setup(),
-        "module_missing": lambda: _unregister(crm) or setup(),
-        "module_frozen": lambda: _freeze(crm) or setup(),
+        "bad_key": lambda: _then(
+            lambda: monkeypatch.setenv(KEY_ENV, "wrong-key-0123456789"), setup
+        ),
+        "missing_scope": lambda: _then(lambda: _narrow_key(crm, monkeypatch), setup),
+        "module_missing": lambda: _then(lambda: _unregister(crm), setup),
+        "module_frozen": lambda: _then(lambda: _freeze(crm), setup),
         "unknown_user": lambda: setup(extra=EXTENSIONS + '"105" = 999\n'),
         "no_table": lambda: setup(source={"table": "no_such_cdr"}),
         "not_migrated": lambda: setup(db_url=f"sqlite:///{tmp_path}/empty.db"),

@@ -4,6 +4,7 @@ unknown caller happens once."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,7 @@ def test_history_replay_matches_the_crm(tmp_path: Path, pg_url: str, emulator: E
     third = cmap.refresh()  # nothing new: nothing changes
     assert third.entries == 0 and store.customer_map("shop") == crm_pairs(emulator, cmap)
     client.close()
+    store.engine.dispose()
 
 
 def test_unknown_callers_get_one_customer_each(
@@ -91,3 +93,22 @@ def test_unknown_callers_get_one_customer_each(
     assert called == set(phones)
     creates = [r for r in emulator.requests if r.path == "/api/v5/customers/create"]
     assert len(creates) == len(called)
+
+
+def test_crm_numbers_get_the_area_code_like_calls_do(
+    tmp_path: Path, sqlite_url: str, emulator: Emulator
+) -> None:
+    """A customer stored as '214943' must match the call that arrives as +73012214943 (N5)."""
+    customer = emulator.add_customer("Irina", ["214943"])
+    path = write_config(tmp_path, db_url=sqlite_url, crm_url=emulator.base_url)
+    settings = config.load(path, {KEY_ENV: API_KEY})
+    settings = replace(settings, pbx=replace(settings.pbx, country="RU", area_code="3012"))
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    store = Store(engine)
+    store.ensure_tenants(["shop"])
+    with make_client(settings, settings.tenants[0]) as client:
+        report = CustomerMap(settings, settings.tenants[0], store, client).refresh()
+    engine.dispose()
+    assert report.error is None
+    assert ("+73012214943", customer) in store.customer_map("shop")

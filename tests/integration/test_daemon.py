@@ -59,6 +59,19 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15, what: str = "")
         time.sleep(0.1)
 
 
+def connections(admin: sa.Engine, database: str) -> int:
+    with admin.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": database},
+            ).scalar_one()
+        )
+
+
 class NotifySocket:
     """A stand-in for systemd's notify socket: collects every datagram sent to it."""
 
@@ -181,12 +194,9 @@ def test_sigterm_during_an_upload_finishes_the_batch_and_exits_0(
     path = config(tmp_path, pg_url, emulator, batch_size=5, max_in_flight=2)
     with daemon(path, tmp_path) as proc:
         wait_for(lambda: counts(pg_url).get("sending", 0) > 0, what="a batch in flight")
-        asked = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=STOP_TIMEOUT + 5)
-        took = time.monotonic() - asked
+        code = proc.wait(timeout=STOP_TIMEOUT)  # the contract: gone within stop_timeout
     assert code == 0
-    assert took < STOP_TIMEOUT
     after = counts(pg_url)
     assert after["sending"] == 0
     assert after["sent"] > 0, "the batches in flight were allowed to finish"
@@ -209,7 +219,7 @@ def test_a_killed_database_connection_recovers_on_the_next_tick(
     fill_cdr(pg_url, first)
     path = config(tmp_path, pg_url, emulator)
     settings = load(path, {KEY_ENV: API_KEY})
-    name = sa.engine.make_url(pg_url).database
+    name = str(sa.engine.make_url(pg_url).database)
     admin = sa.create_engine(
         sa.engine.make_url(pg_url).set(database="postgres"), poolclass=sa.pool.NullPool
     )
@@ -229,7 +239,8 @@ def test_a_killed_database_connection_recovers_on_the_next_tick(
                         ),
                         {"name": name},
                     ).scalar_one()
-                time.sleep(0.2)
+                # The next tick connects again: kill that connection too.
+                wait_for(lambda: connections(admin, name) > 0, what="a new connection")
             assert killed, "the daemon held connections to kill"
             later = add_calls(pg_url, 10, seed=7, hours_ago=1)
             want_later = set(expected_payloads(settings, later))

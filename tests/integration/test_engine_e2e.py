@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -116,7 +115,9 @@ def test_unsent_calls_follow_their_latest_derivation(
             )
         assert internal, "the generator makes internal calls"
         target = internal[0]
-        first = min((leg for leg in legs if leg.linkedid == target), key=lambda g: g.start)
+        first = min(
+            (leg for leg in legs if leg.linkedid == target), key=lambda g: g.start or datetime.min
+        )
         assert first.start is not None
         late = replace(
             first,
@@ -172,13 +173,15 @@ def test_idle_cycle_reads_again_when_a_settling_call_is_due(
     path = write_config(
         tmp_path, db_url=sqlite_url, crm_url=emulator.base_url, source={"settle_seconds": 3}
     )
-    runner = Runner(config.load(path, ENV))
+    now = [ended + timedelta(seconds=1)]
+    runner = Runner(config.load(path, ENV), clock=lambda: now[0])
     try:
         (first,) = runner.once()
         assert (first.outcome, first.incomplete, first.sent) == ("ok", 1, 0)
+        now[0] += timedelta(seconds=1)
         (second,) = runner.once()  # nothing new, not yet due: the window is not read
         assert (second.outcome, second.read) == ("idle", 0)
-        time.sleep(3.5)
+        now[0] += timedelta(seconds=2)  # 4 s after the call ended: settle_seconds = 3
         (third,) = runner.once()
         assert (third.outcome, third.sent) == ("ok", 1)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ def setup(
     return path, url, expected_payloads(config.load(path), legs)
 
 
-def status(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+def status(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     capsys.readouterr()
     assert main(["--config", str(path), "status", "--json"]) == 0
     (tenant,) = json.loads(capsys.readouterr().out)["tenants"]

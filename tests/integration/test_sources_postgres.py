@@ -13,11 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from sync.calls.demo_cdr import generate_legs
-from sync.calls.legs import Leg
+from sync.calls.legs import DISPOSITION_CODES, Leg
 from sync.config import SourceSettings
 from sync.sources import CallSource, leg_sort_key, open_source, queries
 from sync.sources.cdr_table import copy_legs, create_cdr_table, insert_legs
-from sync.sources.coerce import DISPOSITION_CODES
 from tests.integration.test_sources_sqlite import (
     W0,
     W1,

@@ -18,6 +18,7 @@ import random
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,11 +75,14 @@ def test_sigkill_at_random_moments_every_call_lands_exactly_once(
             early += 1
             time.sleep(rng.uniform(*EARLY_AFTER))
         else:
+
+            def uploading(started: float = started, proc: Any = proc) -> bool:
+                return proc.poll() is not None or any(
+                    r.path == UPLOAD and r.at > started for r in emulator.requests
+                )
+
             wait_for(
-                lambda started=started, proc=proc: (
-                    proc.poll() is not None
-                    or any(r.path == UPLOAD and r.at > started for r in emulator.requests)
-                ),
+                uploading,
                 timeout=120,
                 what="the run's first upload",
                 every=0.05,

@@ -96,8 +96,12 @@ def test_daemon_survives_a_database_restart_and_finishes(
     sending_at_restart = []
     with Daemon(path, tmp_path / "daemon.err") as daemon:
         for share in RESTART_AT:
+
+            def reached(share: float = share) -> bool:
+                return sent_or_zero(pg_url) >= share * len(expected)
+
             wait_for(
-                lambda share=share: sent_or_zero(pg_url) >= share * len(expected),
+                reached,
                 timeout=120,
                 what=f"{share:.0%} of the calls sent",
                 daemons=[daemon],

@@ -109,8 +109,12 @@ def test_a_revoked_key_pauses_its_tenant_only(
             assert new["a"] and new["b"], "every wave has calls of both tenants"
             append_legs(pg_url, wave)
             added = time.monotonic()
+
+            def b_arrived(wanted: set[str] = new["b"]) -> bool:
+                return wanted <= delivered(emulator)
+
             wait_for(
-                lambda new=new: new["b"] <= delivered(emulator),
+                b_arrived,
                 timeout=INTERVAL + 30,
                 what="tenant b's new calls",
                 daemons=[daemon],

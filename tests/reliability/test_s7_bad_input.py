@@ -190,7 +190,7 @@ DIALECTS: dict[str, tuple[Callable[[sa.Engine], None], Callable[[Any], Any]]] = 
 def fill(url: str, dialect: str, cases: list[Garbage], good: list[Any]) -> int:
     make, convert = DIALECTS[dialect]
     engine = db.make_engine(url, poolclass=sa.pool.NullPool)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for case in cases:
         for i, leg in enumerate(case.legs):
             row = leg_row(case, len(rows) + i, leg)

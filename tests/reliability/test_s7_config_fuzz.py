@@ -213,7 +213,7 @@ def problem_lines(output: str, path: Path) -> list[str]:
 
 # -- strategies ---------------------------------------------------------------------------------
 
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 KEYS = st.text(st.characters(exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=20)
 """Key names without line breaks or control characters: those are printed raw today (see
 ``test_a_key_name_with_a_line_break_stays_on_one_line``)."""

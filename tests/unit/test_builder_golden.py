@@ -4,7 +4,8 @@ spec/asterisk-cdr.md §9, never recorded from the builder.
 
 File shape: ``options`` overrides ``BuildOptions`` defaults (``tenants`` as objects),
 ``now`` is ISO UTC, leg/row times are ``YYYY-MM-DD HH:MM:SS`` or null, and ``expected`` holds
-``status`` plus ``payload`` or ``skip_reason``; optionally ``tenant`` and ``warnings_contain``.
+``status`` plus ``payload`` or ``skip_reason``; optionally ``tenant``, ``warnings_contain`` and
+``rules_contain`` (field -> a fragment of the rule ``explain`` prints for it).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def test_golden(path: Path) -> None:
         assert any(fragment in warning for warning in call.warnings), call.warnings
     explained = dict(call.rules)
     assert explained["status"].startswith(call.status)
+    for name, fragment in expected.get("rules_contain", {}).items():
+        assert fragment in explained[name], explained[name]
     if call.payload is not None:
         assert set(call.payload) <= set(explained)
 

@@ -13,11 +13,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sync.calls.builder import Call, build_call, build_call_row, build_calls
-from sync.calls.clock import ZoneClock
 from sync.calls.demo_cdr import generate_calls
 from sync.calls.legs import CallRow, Leg
 from sync.calls.options import BuildOptions, TenantRoute
 from sync.emulator.validation import validate_calls
+from sync.timeutil import ZoneClock
 
 TEMPLATE = "https://pbx.example.com/rec/{date}/{recordingfile}?u={uniqueid}&l={linkedid}"
 OPTIONS = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sync.engine.customers import Change, changes_from_entry, phone_values
+from sync.engine.customer_changes import Change, changes_from_entry, phone_values
 
 
 def norm(raw: str) -> str | None:

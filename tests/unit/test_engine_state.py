@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from sync.batches import chunks
 from sync.engine.state import (
     Action,
     Derived,
@@ -13,7 +14,6 @@ from sync.engine.state import (
     Stored,
     after_failure,
     batch_id,
-    chunks,
     diff,
     halves,
     retry_delay,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sync.config import LoggingSettings
 
 
 @pytest.fixture(autouse=True)
-def _reset_logging() -> None:
+def _reset_logging() -> Iterator[None]:
     yield
     logs.setup("INFO", None, (), stderr=False)
 
@@ -54,3 +55,36 @@ def test_scrub_removes_longest_secret_first() -> None:
     redactor = logs.Redactor()
     redactor.set(["abcd", "abcdefgh", "ab"])
     assert redactor.scrub("x abcdefgh y abcd z ab") == "x *** y *** z ab"
+
+
+def test_a_traceback_never_prints_local_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """loguru's ``diagnose`` would print ``conninfo``'s value under the failing line, after the
+    redactor ran; no sink may do that, whatever the secret is."""
+    secret = "pw-" + "Q7z9XkLm2"
+    log_file = logs.setup("DEBUG", LoggingSettings(dir=str(tmp_path)), [secret])
+    conninfo = f"postgresql://sync:{secret}@db/pbx"
+    try:
+        if conninfo:  # the failing line names the local holding the secret
+            raise ConnectionError("database unreachable")
+    except ConnectionError:
+        logger.exception("cycle failed")
+    err = capsys.readouterr().err
+    assert log_file is not None
+    text = log_file.read_text(encoding="utf-8")
+    assert "ConnectionError: database unreachable" in err
+    assert "cycle failed" in text
+    for sink in (err, text):
+        assert secret not in sink and "Q7z9" not in sink
+        assert "postgresql://sync" not in sink
+
+
+def test_each_process_family_writes_its_own_file(tmp_path: Path) -> None:
+    settings = LoggingSettings(dir=str(tmp_path))
+    assert logs.setup("INFO", settings, (), stderr=False) == tmp_path / logs.DAEMON_LOG
+    once = logs.setup("INFO", settings, (), stderr=False, file_name=logs.ONCE_LOG)
+    assert once == tmp_path / "retailcrm-sync-once.jsonl"
+    logger.info("from once")
+    assert "from once" in once.read_text(encoding="utf-8")
+    assert not (tmp_path / logs.DAEMON_LOG).read_text(encoding="utf-8")

@@ -27,7 +27,7 @@ from jobs import signals
 from jobs.daemon import on_job_event
 from jobs.notify import Liveness, Notifier, one_line, watchdog_seconds
 from jobs.tasks import Busy, Tasks, status_line
-from sync.engine.cycle import CycleReport
+from sync.engine.cycle import CycleOutcome, CycleReport
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def test_a_failing_sync_run_still_counts_as_alive_and_reraises() -> None:
 
 def test_status_line_summarises_each_tenant() -> None:
     ok = CycleReport("shop", sent=3, lag_seconds=4.2)
-    bad = CycleReport("other", outcome="paused", error="403 Access denied.")
+    bad = CycleReport("other", outcome=CycleOutcome.PAUSED, error="403 Access denied.")
     line = status_line([ok, bad])
     assert line.startswith("last cycle ")
     assert "shop ok sent=3 failed=0 dead=0 lag=4s" in line
@@ -222,8 +222,8 @@ def test_first_signal_stops_an_echo_is_ignored_a_second_exits(
     called = threading.Event()
     exits: list[int] = []
     clock = FakeClock()
-    monkeypatch.setattr(signals.os, "_exit", exits.append)
-    monkeypatch.setattr(signals.os, "write", lambda fd, data: len(data))
+    monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(os, "write", lambda fd, data: len(data))
     handler = signals.StopSignals(stop, lambda name: called.set(), clock=clock)
     handler._handle(signal.SIGTERM, None)
     assert stop.is_set() and called.wait(2)

@@ -136,3 +136,56 @@ def test_never_raises_and_values_are_clean(raw: str, country: str) -> None:
         assert result.kind in ("e164", "raw")
     else:
         assert result.kind in ("extension", "none")
+
+
+AREA_CODE_CASES = [
+    # (country, area code, input, kind, value): N5, the issue 11 call log and its edges
+    ("RU", "3012", "214943", "e164", "+73012214943"),  # six-digit city number, area code added
+    ("RU", "83012", "214943", "e164", "+73012214943"),  # trunk prefix in the setting is fine
+    ("RU", "3012", "2-14-94-3", "e164", "+73012214943"),  # N1 first
+    ("RU", "3012", "83012214943", "e164", "+73012214943"),  # valid as written: N3, no prefix
+    ("RU", "3012", "89161234567", "e164", "+79161234567"),  # a mobile is never touched
+    ("RU", "3012", "375291234567", "e164", "+375291234567"),  # N3's + retry still wins
+    ("RU", "3012", "+214943", "raw", "+214943"),  # written with +: not a local number
+    ("RU", "3012", "00214943", "raw", "00214943"),  # written with 00: not a local number
+    ("RU", "3012", "2149431234", "raw", "2149431234"),  # invalid even with the area code
+    ("RU", "3012", "12345", "extension", None),  # N2 before N5
+    ("RU", "", "214943", "raw", "214943"),  # no area code configured: N4 as before
+    ("BY", "17", "2345678", "e164", "+375172345678"),  # Minsk 7-digit local number
+    ("BY", "017", "2345678", "e164", "+375172345678"),
+]
+
+
+@pytest.mark.parametrize(("country", "area", "raw", "kind", "value"), AREA_CODE_CASES)
+def test_area_code_n5(country: str, area: str, raw: str, kind: str, value: str | None) -> None:
+    result = normalize_phone(raw, country=country, extension_pattern=EXT, area_code=area)
+    assert (result.kind, result.value) == (kind, value), result.reason
+
+
+def test_area_code_reason_names_n5_only_when_it_applies() -> None:
+    completed = normalize_phone("214943", country="RU", extension_pattern=EXT, area_code="3012")
+    assert completed.reason == "N5: area code 3012 + 214943, valid (RU)"
+    as_written = normalize_phone(
+        "83012214943", country="RU", extension_pattern=EXT, area_code="3012"
+    )
+    assert "N5" not in as_written.reason
+
+
+def test_area_code_after_dial_prefix() -> None:
+    result = normalize_phone(
+        "9214943", country="RU", extension_pattern=EXT, dial_prefixes=("9",), area_code="3012"
+    )
+    assert result.value == "+73012214943"
+    assert result.reason.startswith("N0: dial prefix '9' stripped; N5: area code 3012")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"\A[0-9]{5,12}\Z"))
+def test_area_code_only_changes_numbers_invalid_without_it(raw: str) -> None:
+    plain = normalize_phone(raw, country="RU", extension_pattern=EXT)
+    with_area = normalize_phone(raw, country="RU", extension_pattern=EXT, area_code="3012")
+    if plain.kind != "raw":
+        assert with_area == plain
+    else:
+        assert with_area.kind in ("raw", "e164")
+        assert with_area.kind == "raw" or with_area.value == "+73012" + raw
