@@ -351,6 +351,7 @@ def test_http_originate(tmp_path: Path, emulator: Emulator, pbx: PbxEmulator) ->
             assert_no_secrets(live)
     finally:
         server.shutdown()
+        server.server_close()
         _PbxHttp.status = 200
 
 
