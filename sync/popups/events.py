@@ -1,0 +1,106 @@
+"""Typed views of the AMI events the pop-up machine reads, and the call events it emits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sync.ami.protocol import Message
+
+PopupType = Literal["in", "out", "hangup"]
+HangupStatus = Literal["answered", "busy", "cancel", "failed", "no answered"]
+
+RINGING = "5"
+UP = "6"
+
+
+@dataclass(frozen=True, slots=True)
+class AmiEvent:
+    """One AMI event reduced to what the machine needs; ``at`` is when it was read (seconds of
+    the caller's clock), so the machine never reads a clock itself."""
+
+    name: str
+    at: float
+    channel: str = ""
+    uniqueid: str = ""
+    linkedid: str = ""
+    state: str = ""
+    caller: str = ""
+    connected: str = ""
+    exten: str = ""
+    tenant_value: str = ""
+    dest_channel: str = ""
+    dest_uniqueid: str = ""
+    dest_caller: str = ""
+    dial_status: str = ""
+    dial_string: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+    """Transfer fields (``TransfererChannel``, ``OrigTransfererLinkedid``...)."""
+
+    @classmethod
+    def parse(cls, message: Message, at: float, tenant_field: str = "") -> AmiEvent:
+        name = message.event
+        extra: dict[str, str] = {}
+        if name in ("BlindTransfer", "AttendedTransfer"):
+            extra = {k: v for k, v in message.headers if "Transfer" in k or k == "DestType"}
+        return cls(
+            name=name,
+            at=at,
+            channel=message.get("Channel"),
+            uniqueid=message.get("Uniqueid"),
+            linkedid=message.get("Linkedid"),
+            state=message.get("ChannelState"),
+            caller=message.get("CallerIDNum"),
+            connected=message.get("ConnectedLineNum"),
+            exten=message.get("Exten"),
+            tenant_value=message.get(tenant_field) if tenant_field else "",
+            dest_channel=message.get("DestChannel"),
+            dest_uniqueid=message.get("DestUniqueid"),
+            dest_caller=message.get("DestCallerIDNum"),
+            dial_status=message.get("DialStatus"),
+            dial_string=message.get("DialString"),
+            extra=extra,
+        )
+
+
+WANTED = frozenset(
+    {
+        "Newchannel",
+        "Newstate",
+        "DialBegin",
+        "DialEnd",
+        "Hangup",
+        "BlindTransfer",
+        "AttendedTransfer",
+    }
+)
+"""Events the machine acts on; everything else is not even parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Popup:
+    """One ``call/event`` to send. ``at`` is the time of the AMI event that caused it: the
+    deadline counts from there, so a pop-up that waited in a queue is not sent late."""
+
+    tenant: str
+    type: PopupType
+    codes: tuple[str, ...]
+    phone: str
+    call_external_id: str
+    linkedid: str
+    at: float
+    external_phone: str = ""
+    hangup_status: HangupStatus | None = None
+
+    def payload(self) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "phone": self.phone,
+            "type": self.type,
+            "codes": list(self.codes),
+            "callExternalId": self.call_external_id,
+        }
+        if self.external_phone:
+            event["externalPhone"] = self.external_phone
+        if self.hangup_status is not None:
+            event["hangupStatus"] = self.hangup_status
+        return event
