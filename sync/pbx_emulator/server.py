@@ -220,6 +220,10 @@ class PbxEmulator:
             self._channels[uid] = dict(event)
         elif name == "Newstate" and uid in self._channels:
             self._channels[uid].update(event)
+        elif name == "DialEnd" and event.get("DialStatus") == "ANSWER":
+            dest = self._channels.get(event.get("DestUniqueid", ""))
+            if dest is not None:  # answered: CoreShowChannels lists it Up
+                dest.update(ChannelState="6", ChannelStateDesc="Up")
         elif name == "Hangup":
             self._channels.pop(uid, None)
 
