@@ -57,6 +57,12 @@ class Metrics:
             ["tenant", "type", "outcome"],
             registry=self.registry,
         )
+        self.popup_calls_ignored = Counter(
+            "retailcrm_sync_popup_calls_ignored",
+            "Calls or pop-ups not shown: no tenant, no usable number, tenant inactive/frozen",
+            ["tenant", "reason"],
+            registry=self.registry,
+        )
         self.clicks = Counter(
             "retailcrm_sync_clicks",
             "Click-to-call requests by result",

@@ -41,6 +41,7 @@ class TokenBucket:
         self._lock = threading.Lock()
         self._tokens = burst
         self._stamp = clock()
+        self._urgent = 0
 
     @property
     def rate(self) -> float:
@@ -51,13 +52,23 @@ class TokenBucket:
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
 
-    def acquire(self) -> None:
+    def acquire(self, *, urgent: bool = False) -> None:
+        """``urgent`` (pop-ups: worthless seconds later) goes before every caller that is not
+        urgent and has not reserved its slot yet; among themselves callers keep arrival order."""
+        while not urgent and self._urgent:
+            self._sleep(1 / self._rate)
         with self._lock:
             self._refill()
             self._tokens -= 1
             wait = -self._tokens / self._rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            self._sleep(wait)
+            self._urgent += urgent
+        try:
+            if wait > 0:
+                self._sleep(wait)
+        finally:
+            if urgent:
+                with self._lock:
+                    self._urgent -= 1
 
     def try_acquire(self) -> bool:
         """Take a token if one is available now; never waits (the emulator's server side)."""

@@ -102,6 +102,9 @@ class PopupMachine:
         self._clicks: OrderedDict[str, str] = OrderedDict()
         self._windows: dict[str, float] = {}
         self._gone: set[str] = set()
+        self._tracking = False
+        self._touched: set[str] = set()
+        self._fresh: set[str] = set()
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -111,8 +114,10 @@ class PopupMachine:
         _remember(self._clicks, linkedid, tenant)
 
     def login(self) -> None:
-        """A new AMI session starts: hangups from now on are kept for ``reconcile``."""
-        self._gone = set()
+        """A new AMI session starts. Until ``reconcile`` runs, what events say about channels
+        and calls is newer than the ``CoreShowChannels`` snapshot and wins over it."""
+        self._gone, self._touched, self._fresh = set(), set(), set()
+        self._tracking = True
 
     def feed(self, ev: AmiEvent) -> list[Popup]:
         out = self.tick(ev.at)
@@ -123,6 +128,9 @@ class PopupMachine:
         lid = self._aliases.get(ev.linkedid, ev.linkedid)
         if not lid or lid in self._ended:
             return out
+        if self._tracking:
+            self._touched.update((ev.uniqueid, ev.dest_uniqueid))
+            self._fresh.add(lid)
         call = self.calls.get(lid)
         if call is None:
             call = self.calls[lid] = _Call(lid)
@@ -428,24 +436,26 @@ class PopupMachine:
                 continue
             by_call.setdefault(lid, []).append(ev)
         for lid, call in list(self.calls.items()):
-            if lid not in by_call:
+            if lid not in by_call and lid not in self._fresh:
                 out += self._end(call, "answered" if call.answered else "no answered", now)
         for lid, channels in by_call.items():
             out += self._rebuild(lid, channels, now)
+        self._tracking = False
+        self._gone, self._touched, self._fresh = set(), set(), set()
         return out
 
     def _rebuild(self, lid: str, listed: list[AmiEvent], now: float) -> list[Popup]:
         call = self.calls.get(lid)
         if call is None:
             call = self.calls[lid] = _Call(lid)
-        present = {ev.uniqueid for ev in listed}
+        present = {ev.uniqueid for ev in listed} | self._touched
         for uniqueid in [u for u in call.channels if u not in present]:
             del call.channels[uniqueid]
         for ev in listed:
             channel = self._channel(call, ev.uniqueid, ev.channel)
             if ev.uniqueid == lid and not call.root_seen:
                 self._root(call, ev, channel)
-            if channel.phone and ev.uniqueid != lid:
+            if channel.phone and ev.uniqueid != lid and ev.uniqueid not in self._touched:
                 channel.ringing, channel.up = ev.state == RINGING, ev.state == UP
                 call.answered = call.answered or (channel.up and call.inbound)
         out: list[Popup] = []

@@ -1,0 +1,158 @@
+"""Sending pop-ups (design §6.3 P6, P9, §6.5): fresh or not at all.
+
+The AMI reader only ever calls ``submit`` (a ``put_nowait``): a slow or dead CRM can never stall
+the socket. Queues are sharded by linkedid, so one call's events keep their order (``in`` before
+its ``hangup``) while different calls go out in parallel. Each event carries the time of the AMI
+event behind it; a worker that takes an event older than ``popup_deadline_seconds`` drops it
+without a request, so a backlog from an outage is gone in an instant once the CRM answers again
+and delays no later call. Retries (429, 503, other 5xx, timeouts) happen inside the deadline;
+any other 4xx is not retried and is logged once per reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from loguru import logger
+
+from sync.bridge.metrics import Metrics
+from sync.config import Settings, TenantSettings
+from sync.crm.client import RetailCRMClient
+from sync.crm.errors import FatalError, RetriableError
+from sync.popups.events import Popup
+
+WORKERS = 16
+"""Requests in flight at once (one per shard): 100 calls ringing together go out in ~6 rounds."""
+QUEUE_SIZE = 4096
+"""Pop-ups waiting in all shards; beyond that they are dropped at once (and counted)."""
+
+
+class PopupSender:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        workers: int = WORKERS,
+        queue_size: int = QUEUE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        assert settings.serve is not None
+        self.settings = settings
+        self.metrics = metrics
+        self.deadline = settings.serve.popup_deadline_seconds
+        self.clock = clock
+        self._tenants = {t.name: t for t in settings.tenants}
+        self._clients: dict[str, RetailCRMClient] = {}
+        self._workers = workers
+        self._shard_size = max(1, queue_size // workers)
+        self._queues: list[asyncio.Queue[Popup]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="popup")
+        self._logged: set[tuple[str, str]] = set()
+        self.on_delivered: list[Callable[[Popup, str], None]] = []
+        """``callback(popup, outcome)`` after each event is sent or dropped (tests, bench)."""
+
+    def start(self) -> None:
+        self._queues = [asyncio.Queue(self._shard_size) for _ in range(self._workers)]
+        self._tasks = [
+            asyncio.create_task(self._work(queue), name=f"popup-{i}")
+            for i, queue in enumerate(self._queues)
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for client in self._clients.values():
+            client.close()
+
+    def submit(self, popup: Popup) -> None:
+        """Never waits: a full queue drops the event (counted) instead of stalling AMI."""
+        queue = self._queues[zlib.crc32(popup.linkedid.encode()) % len(self._queues)]
+        try:
+            queue.put_nowait(popup)
+        except asyncio.QueueFull:
+            self._dropped(popup, "queue full")
+
+    async def _work(self, queue: asyncio.Queue[Popup]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            popup = await queue.get()
+            remaining = popup.at + self.deadline - self.clock()
+            if remaining <= 0:
+                self._dropped(popup, "older than the deadline")
+                continue
+            try:
+                body = await loop.run_in_executor(self._pool, self._send, popup, remaining)
+            except RetriableError as exc:
+                self._dropped(popup, "deadline passed while retrying", str(exc))
+            except FatalError as exc:
+                self._dropped(popup, f"refused: {exc.status} {exc.error_msg}", str(exc))
+            except Exception as exc:  # a bug must not kill the sender
+                self._dropped(popup, f"error {type(exc).__name__}", str(exc))
+            else:
+                self._sent(popup, body)
+
+    def _send(self, popup: Popup, budget: float) -> dict[str, object]:
+        return self._client(popup.tenant).call_event(popup.payload(), budget=budget)
+
+    def _client(self, name: str) -> RetailCRMClient:
+        client = self._clients.get(name)
+        if client is None:
+            client = self._clients[name] = _popup_client(self.settings, self._tenants[name])
+        return client
+
+    def _sent(self, popup: Popup, body: dict[str, object]) -> None:
+        self.metrics.popups.labels(popup.tenant, popup.type, "sent").inc()
+        missing = body.get("notExistCodes")
+        for code in missing if isinstance(missing, list) else ():
+            self._once(
+                popup.tenant,
+                f"code {code}",
+                f"pop-ups: tenant {popup.tenant}: RetailCRM knows no user with extension "
+                f"{code} (notExistCodes); add it to [tenants.extensions] and run register",
+            )
+        self._notify(popup, "sent")
+
+    def _dropped(self, popup: Popup, reason: str, detail: str = "") -> None:
+        self.metrics.popups.labels(popup.tenant, popup.type, "dropped").inc()
+        self._once(
+            popup.tenant,
+            reason,
+            f"pop-ups: tenant {popup.tenant}: {popup.type} dropped: {reason}"
+            + (f" ({detail})" if detail else "")
+            + "; logged once per reason, counted in retailcrm_sync_popups_total",
+        )
+        self._notify(popup, "dropped")
+
+    def _notify(self, popup: Popup, outcome: str) -> None:
+        for callback in self.on_delivered:
+            callback(popup, outcome)
+
+    def _once(self, tenant: str, reason: str, line: str) -> None:
+        if (tenant, reason) not in self._logged:
+            self._logged.add((tenant, reason))
+            logger.warning(line)
+
+
+def _popup_client(settings: Settings, tenant: TenantSettings) -> RetailCRMClient:
+    """The tenant's rate limit (its key's process-wide bucket) and short timeouts."""
+    assert settings.serve is not None
+    deadline = settings.serve.popup_deadline_seconds
+    return RetailCRMClient(
+        tenant.url,
+        tenant.api_key.reveal(),
+        tenant=tenant.name,
+        telephony_rps=tenant.rate_limit,
+        connect_timeout=min(settings.sync.connect_timeout, deadline),
+        read_timeout=min(settings.sync.read_timeout, deadline),
+        pool_size=WORKERS,
+        site=tenant.site,
+        budget_seconds=deadline,
+    )
