@@ -93,6 +93,8 @@ class PbxEmulator:
         self._thread: threading.Thread | None = None
         self._seq = 0
         self.logins = 0
+        self.events_sent = 0
+        """Played events that reached at least one logged-in session."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -208,9 +210,12 @@ class PbxEmulator:
     async def _play(self, events: Sequence[Event]) -> None:
         for event in events:
             self._track(event)
+            reached = False
             for session in list(self._sessions):
-                if session.logged_in and session.events_on:
+                if session.logged_in and session.events_on and not session.writer.is_closing():
                     session.send(event)
+                    reached = True
+            self.events_sent += reached
             if self.event_gap:
                 await asyncio.sleep(self.event_gap)
 

@@ -54,6 +54,8 @@ class PopupSender:
         self._tasks: list[asyncio.Task[None]] = []
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="popup")
         self._logged: set[tuple[str, str]] = set()
+        self.settled = 0
+        """Pop-ups sent or dropped so far."""
         self.on_delivered: list[Callable[[Popup, str], None]] = []
         """``callback(popup, outcome)`` after each event is sent or dropped (tests, bench)."""
 
@@ -132,6 +134,7 @@ class PopupSender:
         self._notify(popup, "dropped")
 
     def _notify(self, popup: Popup, outcome: str) -> None:
+        self.settled += 1
         for callback in self.on_delivered:
             callback(popup, outcome)
 

@@ -49,6 +49,12 @@ class LivePopups:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._resync: asyncio.Task[None] | None = None
+        self.submitted = 0
+        """Pop-ups handed to the sender (tests and the benchmark wait for them to settle)."""
+        self.resyncs = 0
+        """``CoreShowChannels`` rebuilds done (one per login)."""
+        self.events_read = 0
+        """Events read (the emulator's ``FullyBooted`` greeting not counted)."""
 
     def start(self) -> None:
         """Call on the loop before the AMI client starts, so no event or login is missed."""
@@ -69,6 +75,8 @@ class LivePopups:
     # -- events ------------------------------------------------------------------------------
 
     def on_event(self, message: Message) -> None:
+        if message.event != "FullyBooted":
+            self.events_read += 1
         if message.event not in WANTED:
             return
         event = AmiEvent.parse(message, self.clock(), self.tenant_field)
@@ -97,6 +105,7 @@ class LivePopups:
             f"{sum(p.type != 'hangup' for p in popups)} shown"
         )
         self._emit(popups)
+        self.resyncs += 1
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
@@ -113,6 +122,7 @@ class LivePopups:
             if live is not None and not live.enabled:
                 self.metrics.popup_calls_ignored.labels(popup.tenant, "inactive").inc()
                 continue
+            self.submitted += 1
             self.sender.submit(popup)
         self._schedule()
 
