@@ -67,6 +67,8 @@ class AmiClient:
         self.connected = False
         self.dropped_events = 0
         self.logins = 0
+        self.attempts = 0
+        """Connection attempts so far (tests, diagnostics)."""
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[str, asyncio.Future[Message]] = {}
         self._lists: dict[str, list[Message]] = {}
@@ -142,6 +144,7 @@ class AmiClient:
 
     async def _session(self) -> bool:
         """One connection from open to close; True when the login succeeded."""
+        self.attempts += 1
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port), self.connect_timeout

@@ -319,17 +319,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 def run_standalone(host: str, port: int, api_key: str) -> None:
     """Serve until Ctrl+C or SIGTERM; prints one line with the URL (never the key)."""
-    emulator = Emulator(api_key=api_key)
-    url = emulator.start(port=port, host=host)
-    print(
-        f"RetailCRM API emulator listening on {url} (key label {DEFAULT_KEY_LABEL!r})", flush=True
-    )
     stop = threading.Event()
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    # The handler goes in before the URL is printed: whoever reads the line may send SIGTERM
+    # at once (a handler installed after the print lost that race on a busy machine).
     previous = signal.signal(signal.SIGTERM, on_sigterm)
+    emulator = Emulator(api_key=api_key)
+    url = emulator.start(port=port, host=host)
+    print(
+        f"RetailCRM API emulator listening on {url} (key label {DEFAULT_KEY_LABEL!r})", flush=True
+    )
     try:
         while not stop.wait(0.5):
             pass
