@@ -397,3 +397,28 @@ def test_reconnect_builds_calls_it_never_saw_and_ignores_channels_gone_since_log
     popups = m.reconcile(now, 2.0)
     assert brief(popups) == [("in", ("101",), "")]
     assert popups[0].phone == E164 and popups[0].external_phone == DID_E164
+
+
+def test_events_after_login_win_over_the_older_snapshot() -> None:
+    m = machine(group=0)
+    root = {
+        "Event": "Newchannel",
+        "Channel": "PJSIP/t-1",
+        "Uniqueid": "Y",
+        "Linkedid": "Y",
+        "CallerIDNum": CUSTOMER,
+    }
+    ring = {"Event": "Newstate", "Channel": "PJSIP/101-1", "Uniqueid": "Y.1", "Linkedid": "Y",
+            "ChannelState": "5"}  # fmt: skip
+    m.login()
+    shown = feed(m, [root, ring])
+    assert brief(shown) == [("in", ("101",), "")]
+    # the snapshot was taken before the ring (phone still Down): it must not close 101
+    snapshot = listing(("PJSIP/t-1", "Y", "Y", "4"), ("PJSIP/101-1", "Y.1", "Y", "0"))
+    assert m.reconcile(snapshot, 5.0) == []
+    # a call that began after the snapshot is not taken for one that ended in the break
+    m.login()
+    feed(m, [{**root, "Uniqueid": "Z", "Linkedid": "Z"}], t0=6)
+    closed = m.reconcile([], 7.0)
+    assert brief(closed) == [("hangup", ("101",), "no answered")], "Y ended in the break"
+    assert "Z" in m.calls and "Y" not in m.calls
