@@ -21,15 +21,18 @@ def test_urgent_caller_is_served_before_a_later_normal_one() -> None:
             time.sleep(seconds)
 
     bucket = TokenBucket(1000, burst=1, sleep=sleep)
+
+    def take(name: str, urgent: bool) -> None:
+        bucket.acquire(urgent=urgent)
+        served.append(name)
+
     bucket.acquire()  # the burst is spent: the next caller must wait for a token
-    urgent = threading.Thread(
-        target=lambda: (bucket.acquire(urgent=True), served.append("urgent")), name="urgent"
-    )
+    urgent = threading.Thread(target=take, args=("urgent", True), name="urgent")
     urgent.start()
     end = time.monotonic() + 10
     while bucket._urgent == 0 and time.monotonic() < end:
         time.sleep(0.001)
-    normal = threading.Thread(target=lambda: (bucket.acquire(), served.append("normal")))
+    normal = threading.Thread(target=take, args=("normal", False))
     normal.start()
     assert yielded.wait(10), "the normal caller yields while an urgent one waits"
     assert served == []
