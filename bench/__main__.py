@@ -3,7 +3,7 @@
 BENCH_N sets N (default 100 000 calls); BENCH_IDLE_LEGS the idle-poll table (5 000 000 legs);
 BENCH_BASELINE the calls of the naive baseline (200); BENCH_REPORT_N the calls of the report
 benchmark (1 000 000). Each part also runs on its own: ``python -m bench
-builder|backfill|idle|clicks|report`` (or ``make bench BENCH_ONLY=clicks``).
+builder|backfill|idle|clicks|popups|report`` (or ``make bench BENCH_ONLY=popups``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, builder, clicks, idle, report
+from bench import backfill, builder, clicks, idle, popups, report
 from sync import logs
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -26,6 +26,7 @@ TARGETS = {
     "rss_growth": ("<=", 0.2),
     "builder_legs_per_s": (">=", 50_000),
     "click_p99_ms": ("<", 50.0),
+    "popup_p99_ms": ("<", 100.0),
     "serve_rss_growth": ("<", 0.1),
     "report_scan_ratio": ("<=", 3.0),
     "report_rss_mb": ("<", 300.0),
@@ -39,7 +40,7 @@ def main(parts: list[str]) -> int:
     idle_legs = int(os.environ.get("BENCH_IDLE_LEGS", "5000000"))
     sample = int(os.environ.get("BENCH_BASELINE", "200"))
     report_n = int(os.environ.get("BENCH_REPORT_N", "1000000"))
-    parts = parts or ["builder", "backfill", "idle", "clicks", "report"]
+    parts = parts or ["builder", "backfill", "idle", "clicks", "popups", "report"]
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -68,6 +69,8 @@ def main(parts: list[str]) -> int:
             results.update(idle_poll_ms=poll["db_ms"], idle_detail=poll)
         if "clicks" in parts:
             results.update(clicks.measure(_dir(work, "clicks")))
+        if "popups" in parts:
+            results.update(popups.measure(_dir(work, "popups")))
         if "report" in parts:
             results.update(report.measure(report_n, _dir(work, "report")))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -101,6 +104,13 @@ def _print(results: dict[str, Any]) -> None:
         "serve_rss_idle_mb",
         "serve_rss_after_clicks_mb",
         "serve_rss_growth",
+        "popup_p50_ms",
+        "popup_p99_ms",
+        "popup_one_account_p99_ms",
+        "popup_group_window_ms",
+        "popup_serve_events_per_s",
+        "popup_emulator_events_per_s",
+        "popup_serve_cpu_ms_per_1000_events",
         "report_calls",
         "report_scan_seconds",
         "report_seconds",

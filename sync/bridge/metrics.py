@@ -63,6 +63,11 @@ class Metrics:
             ["tenant", "reason"],
             registry=self.registry,
         )
+        self.ami_events = Counter(
+            "retailcrm_sync_ami_events_read",
+            "AMI events read by the pop-up machine",
+            registry=self.registry,
+        )
         self.clicks = Counter(
             "retailcrm_sync_clicks",
             "Click-to-call requests by result",

@@ -95,6 +95,8 @@ class PbxEmulator:
         self.logins = 0
         self.events_sent = 0
         """Played events that reached at least one logged-in session."""
+        self.first_ring: dict[str, float] = {}
+        """Linkedid -> ``time.perf_counter()`` when its first ``Newstate`` Ringing was sent."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -216,6 +218,8 @@ class PbxEmulator:
                     session.send(event)
                     reached = True
             self.events_sent += reached
+            if reached and event.get("ChannelState") == "5" and event.get("Event") == "Newstate":
+                self.first_ring.setdefault(event.get("Linkedid", ""), time.perf_counter())
             if self.event_gap:
                 await asyncio.sleep(self.event_gap)
 

@@ -77,6 +77,7 @@ class LivePopups:
     def on_event(self, message: Message) -> None:
         if message.event != "FullyBooted":
             self.events_read += 1
+            self.metrics.ami_events.inc()
         if message.event not in WANTED:
             return
         event = AmiEvent.parse(message, self.clock(), self.tenant_field)

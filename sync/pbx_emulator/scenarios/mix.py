@@ -112,7 +112,10 @@ def scripted_mix(
 
 def interleave(calls: Sequence[MixCall]) -> list[Event]:
     """The calls' events merged round-robin, as overlapping calls reach the AMI socket."""
-    lists = [call.events() for call in calls]
+    return interleave_events([call.events() for call in calls])
+
+
+def interleave_events(lists: Sequence[Sequence[Event]]) -> list[Event]:
     merged: list[Event] = []
     for index in range(max((len(events) for events in lists), default=0)):
         merged += [events[index] for events in lists if index < len(events)]
