@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from loguru import logger
 
 from sync.bridge.metrics import Metrics
-from sync.config import Settings, TenantSettings
-from sync.crm.client import RetailCRMClient
+from sync.config import Settings
 from sync.crm.errors import FatalError, RetriableError
 from sync.popups.events import Popup
+from sync.popups.poster import EventPoster
 
 WORKERS = 16
 """Requests in flight at once (one per shard): 100 calls ringing together go out in ~6 rounds."""
@@ -47,7 +47,7 @@ class PopupSender:
         self.deadline = settings.serve.popup_deadline_seconds
         self.clock = clock
         self._tenants = {t.name: t for t in settings.tenants}
-        self._clients: dict[str, RetailCRMClient] = {}
+        self._posters: dict[str, EventPoster] = {}
         self._workers = workers
         self._shard_size = max(1, queue_size // workers)
         self._queues: list[asyncio.Queue[Popup]] = []
@@ -70,9 +70,9 @@ class PopupSender:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        for client in self._clients.values():
-            client.close()
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        for poster in self._posters.values():
+            poster.close()
 
     def submit(self, popup: Popup) -> None:
         """Never waits: a full queue drops the event (counted) instead of stalling AMI."""
@@ -102,13 +102,17 @@ class PopupSender:
                 self._sent(popup, body)
 
     def _send(self, popup: Popup, budget: float) -> dict[str, object]:
-        return self._client(popup.tenant).call_event(popup.payload(), budget=budget)
+        return self._poster(popup.tenant).post(popup.payload(), budget)
 
-    def _client(self, name: str) -> RetailCRMClient:
-        client = self._clients.get(name)
-        if client is None:
-            client = self._clients[name] = _popup_client(self.settings, self._tenants[name])
-        return client
+    def _poster(self, name: str) -> EventPoster:
+        poster = self._posters.get(name)
+        if poster is None:
+            poster = self._posters[name] = EventPoster(
+                self._tenants[name],
+                connect_timeout=min(self.settings.sync.connect_timeout, self.deadline),
+                read_timeout=min(self.settings.sync.read_timeout, self.deadline),
+            )
+        return poster
 
     def _sent(self, popup: Popup, body: dict[str, object]) -> None:
         self.metrics.popups.labels(popup.tenant, popup.type, "sent").inc()
@@ -142,20 +146,3 @@ class PopupSender:
         if (tenant, reason) not in self._logged:
             self._logged.add((tenant, reason))
             logger.warning(line)
-
-
-def _popup_client(settings: Settings, tenant: TenantSettings) -> RetailCRMClient:
-    """The tenant's rate limit (its key's process-wide bucket) and short timeouts."""
-    assert settings.serve is not None
-    deadline = settings.serve.popup_deadline_seconds
-    return RetailCRMClient(
-        tenant.url,
-        tenant.api_key.reveal(),
-        tenant=tenant.name,
-        telephony_rps=tenant.rate_limit,
-        connect_timeout=min(settings.sync.connect_timeout, deadline),
-        read_timeout=min(settings.sync.read_timeout, deadline),
-        pool_size=WORKERS,
-        site=tenant.site,
-        budget_seconds=deadline,
-    )
