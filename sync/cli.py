@@ -29,9 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "source": ("source", "the PBX call log: recommended indexes (source indexes [--apply])"),
     "demo": ("demo", "SQLite call log + built-in CRM emulator + one cycle, then a summary"),
     "emulator": ("emulator", "serve the RetailCRM API emulator for manual tries"),
+    "report": ("report", "call and sales report from our tables: text, json, csv or html"),
     "serve": ("serve", "the live bridge: click-to-call, RetailCRM callbacks, /metrics"),
     "pbx-emulator": ("pbx_emulator", "serve the Asterisk AMI emulator for manual tries"),
-    "report": ("report", "call and sales report from our tables: text, json, csv or html"),
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -261,8 +261,8 @@ def run_demo(
             crm_calls=emulator.calls,
             skipped=skipped,
             seconds=time.monotonic() - started,
-            click=click,
             report_lines=report_lines,
+            click=click,
             popup_lines=popup_lines,
         )
 

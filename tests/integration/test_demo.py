@@ -62,14 +62,14 @@ def test_demo_numbers_add_up(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "✓ tenant demo-shop: module asterisk: registered, active, 20 extensions" in out
     assert any(f"{ext} {name}" in out for ext, (_, name) in MANAGERS.items())
     assert "▶ https://pbx.example.com/monitor/" in out
+    assert "Report for demo-shop:" in out and "Missed calls: episodes" in out
+    page = tmp_path / "d" / "report.html"
+    assert f"Report:  {page}" in out and page.read_text().count("<svg") == 6
     click = out[out.index("Click-to-call round trip") :].splitlines()
     channel_id = click[2].split("ChannelId=")[1]
     assert channel_id.startswith("c2c-") and "→ 200" in click[1]
     assert "Channel=Local/101@originate-skipvm" in click[2] and "Exten=80295550123" in click[2]
     assert f"externalId pbx1-{channel_id} (out, answered, code 101" in click[4]
-    assert "Report for demo-shop:" in out and "Missed calls: episodes" in out
-    page = tmp_path / "d" / "report.html"
-    assert f"Report:  {page}" in out and page.read_text().count("<svg") == 6
     assert main(["demo", "--dir", str(tmp_path / "d")]) == 2, "refuses a folder in use"
 
 
