@@ -79,6 +79,8 @@ class _Call:
     dial_statuses: list[str] = field(default_factory=list)
     trunk_status: str = ""
     out_extension: str = ""
+    dialled: str = ""
+    """The root's ``Exten`` of an outbound call: what the extension dialled."""
 
     def ext_channels(self, ext: str) -> list[_Channel]:
         return [c for c in self.channels.values() if c.extension == ext and c.phone]
@@ -183,6 +185,7 @@ class PopupMachine:
         if call.tenant is None:
             self._ignore(call, "no tenant")
             return
+        call.dialled = "" if call.inbound else ev.exten
         if call.inbound:
             call.phone = self.ctx.phone(ev.caller).value
             if call.phone is None:
@@ -221,7 +224,9 @@ class PopupMachine:
         ext, _ = channel_extension(ev.channel, self.ctx)
         if ext is None or not self._live(call):
             return []
-        dialled = ev.dest_caller or ev.dial_string.rpartition("/")[2]
+        # The trunk leg's caller ID is the number dialled; else the root's Exten, else the dial
+        # string (``PJSIP/80291234567@provider`` → ``80291234567``).
+        dialled = ev.dest_caller or call.dialled or ev.dial_string.rpartition("/")[2].split("@")[0]
         phone = self.ctx.phone(dialled, outbound=True).value
         if phone is None:
             self._ignore(call, "no number")
