@@ -39,26 +39,30 @@ class AmiEvent:
 
     @classmethod
     def parse(cls, message: Message, at: float, tenant_field: str = "") -> AmiEvent:
-        name = message.event
+        # One dict per event instead of a scan of the headers per field: this runs for every
+        # event Asterisk sends, on the loop that also reads the socket.
+        fields = {key.lower(): value for key, value in message.headers}
+        get = fields.get
+        name = get("event", "")
         extra: dict[str, str] = {}
         if name in ("BlindTransfer", "AttendedTransfer"):
             extra = {k: v for k, v in message.headers if "Transfer" in k or k == "DestType"}
         return cls(
             name=name,
             at=at,
-            channel=message.get("Channel"),
-            uniqueid=message.get("Uniqueid"),
-            linkedid=message.get("Linkedid"),
-            state=message.get("ChannelState"),
-            caller=message.get("CallerIDNum"),
-            connected=message.get("ConnectedLineNum"),
-            exten=message.get("Exten"),
-            tenant_value=message.get(tenant_field) if tenant_field else "",
-            dest_channel=message.get("DestChannel"),
-            dest_uniqueid=message.get("DestUniqueid"),
-            dest_caller=message.get("DestCallerIDNum"),
-            dial_status=message.get("DialStatus"),
-            dial_string=message.get("DialString"),
+            channel=get("channel", ""),
+            uniqueid=get("uniqueid", ""),
+            linkedid=get("linkedid", ""),
+            state=get("channelstate", ""),
+            caller=get("calleridnum", ""),
+            connected=get("connectedlinenum", ""),
+            exten=get("exten", ""),
+            tenant_value=get(tenant_field.lower(), "") if tenant_field else "",
+            dest_channel=get("destchannel", ""),
+            dest_uniqueid=get("destuniqueid", ""),
+            dest_caller=get("destcalleridnum", ""),
+            dial_status=get("dialstatus", ""),
+            dial_string=get("dialstring", ""),
             extra=extra,
         )
 
