@@ -180,17 +180,20 @@ class AmiClient:
             return True
         finally:
             self.connected = False
+            self._writer = None
+            # Closed before any await: a cancellation arriving below must not leak the socket.
+            writer.close()
             helpers = [task for task in (reading, pinging) if task is not None]
             for task in helpers:
                 task.cancel()
-            # gather, not `suppress(CancelledError)`: a close() arriving right now must still
-            # cancel us (swallowing it here would leave run() reconnecting forever).
-            await asyncio.gather(*helpers, return_exceptions=True)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1)
-            self._writer = None
-            self._fail_waiting()
+            try:
+                # gather, not `suppress(CancelledError)`: a close() arriving right now must
+                # still cancel us (swallowing it would leave run() reconnecting forever).
+                await asyncio.gather(*helpers, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 1)
+            finally:
+                self._fail_waiting()
 
     def _fail_waiting(self) -> None:
         """Every action still waiting fails now; none is ever sent again."""

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 
 from jobs.notify import Notifier
+from sync import logs
 from sync.bridge.service import ListenError, run_service
 from sync.cli import CliError
 from sync.commands.common import check_tenants, load_settings, open_database, start_logging
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
             2,
         )
     check_tenants(settings, None)
-    start_logging(args, settings)
+    start_logging(args, settings, logs.SERVE_LOG)
     engine = open_database(settings)
     store = Store(engine)
     store.ensure_tenants(t.name for t in settings.tenants)
