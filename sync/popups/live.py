@@ -20,6 +20,7 @@ from sync.popups.events import WANTED, AmiEvent, Popup
 from sync.popups.machine import MachineOptions, PopupMachine
 
 RESYNC_SECONDS = 10.0
+SWEEP_SECONDS = 60.0
 
 
 class LivePopups:
@@ -49,6 +50,7 @@ class LivePopups:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._resync: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
         self.submitted = 0
         """Pop-ups handed to the sender (tests and the benchmark wait for them to settle)."""
         self.resyncs = 0
@@ -59,10 +61,13 @@ class LivePopups:
     def start(self) -> None:
         """Call on the loop before the AMI client starts, so no event or login is missed."""
         self.sender.start()
+        self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
         self.ami.subscribe(self.on_event)
         self.ami.on_login(self.on_login)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._timer is not None:
             self._timer.cancel()
         if self._resync is not None:
@@ -107,6 +112,10 @@ class LivePopups:
         )
         self._emit(popups)
         self.resyncs += 1
+
+    def _sweep(self) -> None:
+        self._emit(self.machine.expire(self.clock()))
+        self._sweeper = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None

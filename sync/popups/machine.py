@@ -33,6 +33,8 @@ DIAL_HANGUP: dict[str, HangupStatus] = {
     "CONGESTION": "failed",
 }
 """§6.5: ``hangupStatus`` of an extension closed early, from its own ``DialEnd``."""
+STALE_SECONDS = 6 * 3600.0
+"""A call with no event for this long is closed and forgotten (its hangup was lost)."""
 ENDED_MEMORY = 10_000
 """Linkedids of ended calls remembered, so late events of a call never re-open it."""
 
@@ -81,6 +83,7 @@ class _Call:
     out_extension: str = ""
     dialled: str = ""
     """The root's ``Exten`` of an outbound call: what the extension dialled."""
+    last_at: float = 0.0
 
     def ext_channels(self, ext: str) -> list[_Channel]:
         return [c for c in self.channels.values() if c.extension == ext and c.phone]
@@ -136,6 +139,7 @@ class PopupMachine:
         call = self.calls.get(lid)
         if call is None:
             call = self.calls[lid] = _Call(lid)
+        call.last_at = ev.at
         if ev.name == "Newchannel":
             channel = self._channel(call, ev.uniqueid, ev.channel)
             if ev.uniqueid == ev.linkedid and not call.root_seen:
@@ -156,6 +160,15 @@ class PopupMachine:
         for lid, end in list(self._windows.items()):
             if now >= end:
                 out += self._flush(self.calls[lid], end)
+        return out
+
+    def expire(self, now: float, stale_seconds: float = STALE_SECONDS) -> list[Popup]:
+        """Close calls silent for ``stale_seconds``: their end was lost (an AMI reader that
+        fell behind drops events); without this their cards and state would stay forever."""
+        out: list[Popup] = []
+        for call in list(self.calls.values()):
+            if now - call.last_at >= stale_seconds:
+                out += self._end(call, "answered" if call.answered else "no answered", now)
         return out
 
     def next_deadline(self) -> float | None:
@@ -453,6 +466,7 @@ class PopupMachine:
         call = self.calls.get(lid)
         if call is None:
             call = self.calls[lid] = _Call(lid)
+        call.last_at = now
         present = {ev.uniqueid for ev in listed} | self._touched
         for uniqueid in [u for u in call.channels if u not in present]:
             del call.channels[uniqueid]

@@ -422,3 +422,13 @@ def test_events_after_login_win_over_the_older_snapshot() -> None:
     closed = m.reconcile([], 7.0)
     assert brief(closed) == [("hangup", ("101",), "no answered")], "Y ended in the break"
     assert "Z" in m.calls and "Y" not in m.calls
+
+
+def test_a_call_whose_end_was_lost_is_closed_after_hours_of_silence() -> None:
+    m = machine(group=0)
+    events = RingGroupCall("10.1", CUSTOMER, DID, ("101",), START).events()
+    shown = feed(m, events[:4])
+    assert brief(shown) == [("in", ("101",), "")]
+    assert m.expire(now=3600.0) == [], "an hour of talk is nothing unusual"
+    closed = m.expire(now=7 * 3600.0)
+    assert brief(closed) == [("hangup", ("101",), "no answered")] and not m.calls
