@@ -15,7 +15,7 @@ import asyncio
 import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from loguru import logger
 
@@ -52,7 +52,6 @@ class PopupSender:
         self._shard_size = max(1, queue_size // workers)
         self._queues: list[asyncio.Queue[Popup]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="popup")
         self._logged: set[tuple[str, str]] = set()
         self.settled = 0
         """Pop-ups sent or dropped so far."""
@@ -70,7 +69,6 @@ class PopupSender:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
         for poster in self._posters.values():
             poster.close()
 
@@ -83,7 +81,6 @@ class PopupSender:
             self._dropped(popup, "queue full")
 
     async def _work(self, queue: asyncio.Queue[Popup]) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             popup = await queue.get()
             remaining = popup.at + self.deadline - self.clock()
@@ -91,7 +88,7 @@ class PopupSender:
                 self._dropped(popup, "older than the deadline")
                 continue
             try:
-                body = await loop.run_in_executor(self._pool, self._send, popup, remaining)
+                body = await self._poster(popup.tenant).post(popup.payload(), remaining)
             except RetriableError as exc:
                 self._dropped(popup, "deadline passed while retrying", str(exc))
             except FatalError as exc:
@@ -100,9 +97,6 @@ class PopupSender:
                 self._dropped(popup, f"error {type(exc).__name__}", str(exc))
             else:
                 self._sent(popup, body)
-
-    def _send(self, popup: Popup, budget: float) -> dict[str, object]:
-        return self._poster(popup.tenant).post(popup.payload(), budget)
 
     def _poster(self, name: str) -> EventPoster:
         poster = self._posters.get(name)
@@ -114,7 +108,7 @@ class PopupSender:
             )
         return poster
 
-    def _sent(self, popup: Popup, body: dict[str, object]) -> None:
+    def _sent(self, popup: Popup, body: dict[str, Any]) -> None:
         self.metrics.popups.labels(popup.tenant, popup.type, "sent").inc()
         missing = body.get("notExistCodes")
         for code in missing if isinstance(missing, list) else ():

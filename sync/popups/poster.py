@@ -1,23 +1,24 @@
-"""``POST telephony/call/event`` on a keep-alive ``http.client`` connection per sender thread.
+"""``POST telephony/call/event`` from the event loop itself, on keep-alive connections.
 
-Why not ``RetailCRMClient`` (requests + tenacity): it costs ~1 ms of CPU per request in our
-process, and ``serve``'s CPU is what 100 phones ringing at once wait for (bench ``popups``);
-this costs ~0.1 ms. What matters is kept: the key's process-wide rate-limit bucket (shared with
-every other client of the key, with urgent slots), the same form encoding and error classes
-(``error_from_response``), retries of 429/503/5xx/timeouts only inside the deadline, and
-nothing is sent once the deadline has passed. The key is sent as a header and never logged.
+Why not ``RetailCRMClient`` (requests + tenacity in a worker thread): it costs ~1 ms of CPU per
+request, and threads wait for the GIL behind the loop that reads AMI; 100 phones ringing at once
+wait for exactly that (bench ``popups``). A request here is a few lines of HTTP/1.1 written and
+read with asyncio streams. What matters is kept: the key's process-wide rate-limit bucket
+(shared with every other client of the key, urgent slots first), the same form encoding and
+error classes (``error_from_response``), retries of 429/503/5xx/timeouts only inside the
+deadline, nothing sent once the deadline has passed. The key is a header, never logged.
 """
 
 from __future__ import annotations
 
-import http.client
+import asyncio
 import json
 import random
-import threading
+import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from sync import __version__
 from sync.config import TenantSettings
@@ -27,11 +28,12 @@ from sync.crm.ratelimit import limits_for
 
 PATH = "/api/v5/telephony/call/event"
 BACKOFF_FIRST = 0.05
-MIN_TIMEOUT = 0.05
+MAX_HEADER_LINES = 100
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class EventPoster:
-    """Thread-safe: each thread keeps its own connection."""
+    """One tenant's ``call/event`` sender; idle connections are reused (keep-alive)."""
 
     def __init__(
         self,
@@ -40,7 +42,7 @@ class EventPoster:
         connect_timeout: float,
         read_timeout: float,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         base = tenant.url.rstrip("/")
         parts = urlsplit(base)
@@ -48,83 +50,101 @@ class EventPoster:
             raise ValueError(f"tenant {tenant.name}: base URL {tenant.url!r} is not http(s)")
         self.tenant = tenant.name
         self.site = tenant.site
-        self._https = parts.scheme == "https"
+        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
         self._host = parts.hostname
-        self._port = parts.port
-        self._path = parts.path + PATH
+        self._port = parts.port or (443 if self._ssl else 80)
+        host_header = parts.netloc.rpartition("@")[2]
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._clock = clock
         self._sleep = sleep
         api_key = tenant.api_key.reveal()
-        self._headers = {
-            "X-API-KEY": api_key,
-            "User-Agent": f"retailcrm-sync/{__version__}",
-            "Content-Type": "application/x-www-form-urlencoded",
-        }
+        self._head = (
+            f"POST {quote(parts.path)}{PATH} HTTP/1.1\r\nHost: {host_header}\r\n"
+            f"X-API-KEY: {api_key}\r\nUser-Agent: retailcrm-sync/{__version__}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+        ).encode()
         self._bucket = limits_for(
             base, api_key, telephony_rps=tenant.rate_limit, general_rps=10
         ).telephony
-        self._local = threading.local()
-        self._opened: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self._idle: list[Connection] = []
 
-    def post(self, event: Mapping[str, Any], budget: float) -> dict[str, Any]:
+    async def post(self, event: Mapping[str, Any], budget: float) -> dict[str, Any]:
         """The CRM's answer; ``RetriableError`` once the budget is spent, ``FatalError`` at
         once for any other refusal."""
         if self.site:
             event = {"site": self.site, **event}
-        body = urlencode(encode_form({"event": event}))
+        body = urlencode(encode_form({"event": event})).encode()
         deadline = self._clock() + budget
         attempt = 0
         while True:
-            self._bucket.acquire(urgent=True)
+            wait = self._bucket.reserve(urgent=True)
+            try:
+                if wait > 0:
+                    await self._sleep(wait)
+            finally:
+                self._bucket.release_urgent()
             left = deadline - self._clock()
             if left <= 0:
                 raise self._transport("deadline passed waiting for the rate limit; not sent")
             try:
-                return self._once(body, max(min(self._read_timeout, left), MIN_TIMEOUT))
+                return await self._exchange(body, min(self._read_timeout, left))
             except RetriableError as error:
-                wait = error.retry_after or BACKOFF_FIRST * 2**attempt * random.uniform(0.5, 1)
-                if self._clock() + wait >= deadline:
+                pause = error.retry_after or BACKOFF_FIRST * 2**attempt * random.uniform(0.5, 1)
+                if self._clock() + pause >= deadline:
                     raise
-                self._sleep(wait)
+                await self._sleep(pause)
                 attempt += 1
 
     def close(self) -> None:
-        """Close every thread's connection (at shutdown)."""
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
-            conn.close()
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            writer.close()
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            conn = kind(self._host, self._port, timeout=self._connect_timeout)
-            self._local.conn = conn
-            with self._lock:
-                self._opened.append(conn)
-        return conn
-
-    def _once(self, body: str, timeout: float) -> dict[str, Any]:
-        conn = self._connection()
+    async def _exchange(self, body: bytes, timeout: float) -> dict[str, Any]:
+        """One request; a reused connection the server had closed is retried once at once."""
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if reader.at_eof() or writer.is_closing():
+                writer.close()
+                continue
+            try:
+                return await self._request(reader, writer, body, timeout)
+            except _Stale:
+                continue
         try:
-            if conn.sock is None:
-                conn.connect()
-            assert conn.sock is not None
-            conn.sock.settimeout(timeout)
-            conn.request("POST", self._path, body, self._headers)
-            answer = conn.getresponse()
-            text = answer.read().decode("utf-8", errors="replace")
-        except (OSError, http.client.HTTPException) as exc:
-            self._drop(conn)
-            reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-            raise self._transport(f"connection error ({reason})") from None
-        if answer.will_close:
-            self._drop(conn)
-        if 200 <= answer.status <= 299:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self._host, self._port, ssl=self._ssl),
+                min(self._connect_timeout, timeout),
+            )
+        except (OSError, TimeoutError) as exc:
+            raise self._transport(f"cannot connect ({_reason(exc)})") from None
+        try:
+            return await self._request(reader, writer, body, timeout)
+        except _Stale:
+            raise self._transport("connection closed by the CRM") from None
+
+    async def _request(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        body: bytes,
+        timeout: float,
+    ) -> dict[str, Any]:
+        try:
+            writer.write(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
+            status, headers, text = await asyncio.wait_for(_response(reader), timeout)
+        except _Stale:
+            writer.close()
+            raise
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+            writer.close()
+            raise self._transport(f"connection error ({_reason(exc)})") from None
+        if headers.get("connection", "").lower() == "close":
+            writer.close()
+        else:
+            self._idle.append((reader, writer))
+        if 200 <= status <= 299:
             try:
                 data = json.loads(text)
             except ValueError:
@@ -135,17 +155,10 @@ class EventPoster:
             tenant=self.tenant,
             method="POST",
             path=PATH,
-            status=answer.status,
+            status=status,
             body=text,
-            retry_after=parse_retry_after(answer.getheader("Retry-After")),
+            retry_after=parse_retry_after(headers.get("retry-after")),
         )
-
-    def _drop(self, conn: http.client.HTTPConnection) -> None:
-        conn.close()
-        self._local.conn = None
-        with self._lock:
-            if conn in self._opened:
-                self._opened.remove(conn)
 
     def _transport(self, message: str) -> TransportError:
         return TransportError(
@@ -156,3 +169,44 @@ class EventPoster:
             method="POST",
             path=PATH,
         )
+
+
+class _Stale(Exception):
+    """The connection closed before a single byte of the answer: nothing was processed."""
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], str]:
+    line = await reader.readline()
+    if not line:
+        raise _Stale
+    parts = line.decode("latin-1").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise ValueError("not an HTTP answer")
+    status = int(parts[1])
+    headers: dict[str, str] = {}
+    for _ in range(MAX_HEADER_LINES):
+        raw = await reader.readline()
+        if raw in (b"\r\n", b"\n", b""):
+            break
+        key, _, value = raw.decode("latin-1").partition(":")
+        headers[key.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                await reader.readline()
+                break
+            chunks.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        data = b"".join(chunks)
+    elif "content-length" in headers:
+        data = await reader.readexactly(int(headers["content-length"]))
+    else:
+        data = await reader.read()
+        headers["connection"] = "close"
+    return status, headers, data.decode("utf-8", errors="replace")
+
+
+def _reason(exc: BaseException) -> str:
+    return "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__

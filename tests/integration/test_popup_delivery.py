@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -44,19 +45,29 @@ def registered(emu: Emulator) -> TenantSettings:
 
 
 def poster(settings: TenantSettings, fake: FakeTime) -> EventPoster:
-    return EventPoster(
-        settings, connect_timeout=1, read_timeout=1, clock=fake.clock, sleep=fake.sleep
-    )
+    async def sleep(seconds: float) -> None:
+        fake.sleep(seconds)
+
+    return EventPoster(settings, connect_timeout=1, read_timeout=1, clock=fake.clock, sleep=sleep)
+
+
+def post(sender: EventPoster, event: dict[str, Any], budget: float) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        try:
+            return await sender.post(event, budget)
+        finally:
+            sender.close()
+
+    return asyncio.run(run())
 
 
 def test_503_is_retried_inside_the_deadline(emulator: Emulator) -> None:  # noqa: F811
     fake = FakeTime()
     sender = poster(registered(emulator), fake)
     emulator.fail_next(PATH, n=2, status=503)
-    answer = sender.post(EVENT, budget=3)
+    answer = post(sender, EVENT, budget=3)
     assert answer["success"] is True and answer["notExistCodes"] == []
     assert len(emulator.events) == 1 and len(fake.sleeps) == 2 and sum(fake.sleeps) < 3
-    sender.close()
 
 
 def test_nothing_is_sent_once_the_deadline_has_passed(emulator: Emulator) -> None:  # noqa: F811
@@ -64,24 +75,22 @@ def test_nothing_is_sent_once_the_deadline_has_passed(emulator: Emulator) -> Non
     sender = poster(registered(emulator), fake)
     emulator.fail_next(PATH, n=1000, status=503)
     with pytest.raises(RetriableError):
-        sender.post(EVENT, budget=0.5)
+        post(sender, EVENT, budget=0.5)
     assert emulator.events == [] and sum(fake.sleeps) < 0.5
     sent = len([r for r in emulator.requests if r.path == PATH])
     emulator.clear_faults()
     fake.now += 100
     with pytest.raises(RetriableError, match="not sent"):
-        sender.post(EVENT, budget=-1)
+        post(sender, EVENT, budget=-1)
     assert len([r for r in emulator.requests if r.path == PATH]) == sent
-    sender.close()
 
 
 def test_other_4xx_is_not_retried(emulator: Emulator) -> None:  # noqa: F811
     fake = FakeTime()
     sender = poster(registered(emulator), fake)
     with pytest.raises(FatalError):
-        sender.post({**EVENT, "phone": ""}, budget=3)
+        post(sender, {**EVENT, "phone": ""}, budget=3)
     assert fake.sleeps == [] and len([r for r in emulator.requests if r.path == PATH]) == 1
-    sender.close()
 
 
 def test_sender_drops_stale_popups_and_reports_unknown_codes_once(
