@@ -26,7 +26,7 @@ from sync.popups.events import Popup
 from sync.popups.poster import EventPoster
 
 WORKERS = 16
-"""Requests in flight at once (one per shard): 100 calls ringing together go out in ~6 rounds."""
+"""Shards, so requests in flight at once (each shard sends its events in order)."""
 QUEUE_SIZE = 4096
 """Pop-ups waiting in all shards; beyond that they are dropped at once (and counted)."""
 
