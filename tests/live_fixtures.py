@@ -4,8 +4,7 @@ emulator and ``serve`` (``BridgeService``) in a thread, all on 127.0.0.1 with re
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from sync.engine.store import Store
 from sync.pbx_emulator import PbxEmulator
 from tests.crm_fixtures import API_KEY
 from tests.engine_fixtures import KEY_ENV, write_config
+from tests.polling import wait_for as wait_for
 
 AMI_SECRET = "ami-secret-4f9c2e71"
 AMI_ENV = "TEST_AMI_SECRET"
@@ -35,18 +35,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def wait_for(condition: Callable[[], Any], what: str, deadline: float = 15.0) -> Any:
-    """Poll ``condition`` until it is truthy; fail naming ``what`` after a generous deadline."""
-    end = time.monotonic() + deadline
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass

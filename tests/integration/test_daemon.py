@@ -16,8 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from tests.engine_fixtures import (
     load,
     write_config,
 )
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,14 +49,6 @@ jitter = 0
 customers_interval = 10
 stop_timeout = {STOP_TIMEOUT}
 """
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.1)
 
 
 def connections(admin: sa.Engine, database: str) -> int:
@@ -162,15 +154,15 @@ def test_calls_added_while_running_arrive_and_systemd_is_told(
     try:
         with daemon(path, tmp_path, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="2000000") as proc:
             want = set(expected_payloads(settings, first))
-            wait_for(lambda: want <= uploaded(emulator), what="the first calls")
+            wait_for(lambda: want <= uploaded(emulator), "the first calls")
             later = add_calls(pg_url, 15, seed=4, hours_ago=1)
             want_later = set(expected_payloads(settings, later))
             assert want_later and not want_later & want
-            wait_for(lambda: want_later <= uploaded(emulator), what="calls added later")
-            wait_for(lambda: "WATCHDOG=1" in notify.assignments(), what="a watchdog ping")
+            wait_for(lambda: want_later <= uploaded(emulator), "calls added later")
+            wait_for(lambda: "WATCHDOG=1" in notify.assignments(), "a watchdog ping")
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=STOP_TIMEOUT + 2) == 0
-        wait_for(lambda: "STOPPING=1" in notify.assignments(), timeout=2, what="STOPPING=1")
+        wait_for(lambda: "STOPPING=1" in notify.assignments(), "STOPPING=1", deadline=2)
         sent = notify.assignments()
     finally:
         notify.close()
@@ -193,7 +185,7 @@ def test_sigterm_during_an_upload_finishes_the_batch_and_exits_0(
     fill_cdr(pg_url, generated(60, seed=5))
     path = config(tmp_path, pg_url, emulator, batch_size=5, max_in_flight=2)
     with daemon(path, tmp_path) as proc:
-        wait_for(lambda: counts(pg_url).get("sending", 0) > 0, what="a batch in flight")
+        wait_for(lambda: counts(pg_url).get("sending", 0) > 0, "a batch in flight")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=STOP_TIMEOUT)  # the contract: gone within stop_timeout
     assert code == 0
@@ -226,7 +218,7 @@ def test_a_killed_database_connection_recovers_on_the_next_tick(
     try:
         with daemon(path, tmp_path) as proc:
             want = set(expected_payloads(settings, first))
-            wait_for(lambda: want <= uploaded(emulator), what="the first calls")
+            wait_for(lambda: want <= uploaded(emulator), "the first calls")
             # Kill every connection of the daemon, again and again for a few ticks, so that
             # some kills land in the middle of a cycle's transaction.
             killed = 0
@@ -240,11 +232,11 @@ def test_a_killed_database_connection_recovers_on_the_next_tick(
                         {"name": name},
                     ).scalar_one()
                 # The next tick connects again: kill that connection too.
-                wait_for(lambda: connections(admin, name) > 0, what="a new connection")
+                wait_for(lambda: connections(admin, name) > 0, "a new connection")
             assert killed, "the daemon held connections to kill"
             later = add_calls(pg_url, 10, seed=7, hours_ago=1)
             want_later = set(expected_payloads(settings, later))
-            wait_for(lambda: want_later <= uploaded(emulator), what="calls after the kill")
+            wait_for(lambda: want_later <= uploaded(emulator), "calls after the kill")
             assert proc.poll() is None, "the daemon survived"
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=STOP_TIMEOUT + 2) == 0
