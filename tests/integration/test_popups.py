@@ -20,7 +20,7 @@ from sync.pbx_emulator import PbxEmulator
 from sync.pbx_emulator.scenarios import RingGroupCall
 from sync.pbx_emulator.scenarios.mix import DID, MixCall, interleave, scripted_mix
 from sync.sources.cdr_table import create_cdr_table, insert_legs
-from tests.crm_fixtures import emulator  # noqa: F401
+from tests.crm_fixtures import API_KEY, emulator  # noqa: F401
 from tests.live_fixtures import AMI_SECRET, live_env, wait_for  # noqa: F401
 from tests.popup_fixtures import PREFIX, PopupRig, popup_rig
 
@@ -113,6 +113,10 @@ def test_scripted_calls_with_a_drop_keep_every_invariant(
         assert 'retailcrm_sync_popups_total{outcome="sent",tenant="a",type="in"}' in metrics
         assert 'reason="no number"' in metrics and 'reason="no tenant"' in metrics
         assert 'reason="inactive",tenant="c"' in metrics
+        client_ids = [s.client_id for n in ("a", "b", "c") if (s := rig.store.tenant(n))]
+        text = "\n".join(rig.logs)
+        for secret in [API_KEY, AMI_SECRET, *[c for c in client_ids if c]]:
+            assert secret not in text, "a secret in a log line"
 
 
 def test_ring_group_is_grouped_over_sockets(
