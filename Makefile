@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Figures, not tests: prints a table and writes bench/results.json (BENCH_N sets N).
-# BENCH_ONLY runs some parts only, e.g. `make bench BENCH_ONLY=clicks` (builder backfill idle report clicks).
+# BENCH_ONLY runs some parts only, e.g. `make bench BENCH_ONLY=clicks` (builder backfill idle report clicks popups tenants).
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ONLY)
 

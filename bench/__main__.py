@@ -4,7 +4,7 @@ BENCH_N sets N (default 100 000 calls); BENCH_IDLE_LEGS the idle-poll table (5 0
 BENCH_BASELINE the calls of the naive baseline (200); BENCH_REPORT_N the calls of the report
 benchmark (1 000 000); BENCH_TENANTS the tenants of the many-tenants part (2 000; see
 bench/tenants.py for its other knobs). Each part also runs on its own: ``python -m bench
-builder|backfill|idle|report|clicks|tenants`` (or ``make bench BENCH_ONLY=clicks``).
+builder|backfill|idle|report|clicks|popups|tenants`` (or ``make bench BENCH_ONLY=popups``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import backfill, builder, clicks, idle, report, tenants
+from bench import backfill, builder, clicks, idle, popups, report, tenants
 from sync import logs
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -34,6 +34,7 @@ TARGETS = {
     "report_html_kb": ("<", 300.0),
     "click_p99_ms": ("<", 50.0),
     "serve_rss_growth": ("<", 0.1),
+    "popup_p99_ms": ("<", 100.0),
 }
 
 
@@ -43,7 +44,7 @@ def main(parts: list[str]) -> int:
     idle_legs = int(os.environ.get("BENCH_IDLE_LEGS", "5000000"))
     sample = int(os.environ.get("BENCH_BASELINE", "200"))
     report_n = int(os.environ.get("BENCH_REPORT_N", "1000000"))
-    parts = parts or ["builder", "backfill", "idle", "report", "clicks", "tenants"]
+    parts = parts or ["builder", "backfill", "idle", "report", "clicks", "popups", "tenants"]
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -76,6 +77,8 @@ def main(parts: list[str]) -> int:
             results.update(report.measure(report_n, _dir(work, "report")))
         if "clicks" in parts:
             results.update(clicks.measure(_dir(work, "clicks")))
+        if "popups" in parts:
+            results.update(popups.measure(_dir(work, "popups")))
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     _print(results)
     return 0
@@ -123,6 +126,13 @@ def _print(results: dict[str, Any]) -> None:
         "serve_rss_idle_mb",
         "serve_rss_after_clicks_mb",
         "serve_rss_growth",
+        "popup_p50_ms",
+        "popup_p99_ms",
+        "popup_one_account_p99_ms",
+        "popup_group_window_ms",
+        "popup_serve_events_per_s",
+        "popup_emulator_events_per_s",
+        "popup_serve_cpu_ms_per_1000_events",
     ):
         if key not in results:
             continue

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from sync.engine.runner import Runner
 from sync.engine.store import Store
 from sync.pbx_emulator import PbxEmulator
 from sync.pbx_emulator.scenarios import ClickCall
+from sync.popups.demo import ring_a_few
 from sync.report.demo import demo_report
 from sync.sources.cdr_table import create_cdr_table, insert_legs
 from sync.timeutil import utc_to_local, utcnow
@@ -113,6 +114,7 @@ class DemoResult:
     seconds: float
     report_lines: list[str]
     click: ClickTrip | None = None
+    popup_lines: list[str] = field(default_factory=list)
 
 
 def write_config(
@@ -236,6 +238,7 @@ def run_demo(
         try:
             _wait(lambda: service.service.ami is not None and service.service.ami.connected)
             click = click_to_call(emulator, pbx, written)
+            popup_lines = ring_a_few(emulator, pbx, service)  # issue 13
         finally:
             service.stop()
         runner = Runner(settings, engine=engine)
@@ -260,6 +263,7 @@ def run_demo(
             seconds=time.monotonic() - started,
             report_lines=report_lines,
             click=click,
+            popup_lines=popup_lines,
         )
 
 
@@ -352,6 +356,7 @@ def render(result: DemoResult) -> str:
         *_table(("reason", "calls"), [(reason, str(n)) for reason, n in result.skipped]),
         "",
         *click_lines(result.click),
+        *result.popup_lines,
         f"Folder:  {result.folder} (call log asterisk.db, sync state sync.db)",
         f"Config:  {result.config_path}",
         f"Log:     {result.log_file}",

@@ -39,6 +39,7 @@ from sync.bridge.metrics import Metrics
 from sync.config import ServeSettings, Settings
 from sync.engine.store import Store
 from sync.phones import normalize_phone
+from sync.popups.live import LivePopups
 from sync.timeutil import utcnow
 
 ORIGINATE_REPLY_SECONDS = 2.0
@@ -62,6 +63,8 @@ class Bridge:
     )
     router: ManagerRouter = field(init=False)
     refresher: MapRefresher = field(init=False)
+    popups: LivePopups | None = field(init=False, default=None)
+    """AMI events → ``call/event`` (issue #13); ``None`` without AMI or with popup_on = off."""
 
     def __post_init__(self) -> None:
         self.directory = TenantDirectory(self.settings, self.store)
@@ -71,6 +74,8 @@ class Bridge:
         self.refresher = MapRefresher(self.settings, self.store, self.crm_pool)
         if self.ami is not None:
             self.ami.subscribe(self.on_event)
+            if self.serve.popup_on != "off":
+                self.popups = LivePopups(self.settings, self.ami, self.directory, self.metrics)
 
     @property
     def serve(self) -> ServeSettings:
@@ -79,7 +84,9 @@ class Bridge:
 
     def reload(self, settings: Settings) -> None:
         """A re-read configuration (SIGHUP, sync/reload.py): tenants added, changed or removed
-        count from the next request. ``[serve] listen`` and ``[ami]`` need a restart."""
+        count from the next request (clicks, callbacks, routes, triggers). ``[serve] listen``,
+        ``[ami]`` and the pop-ups' tenant routing (built once in ``LivePopups``) still need a
+        restart."""
         for part in (self, self.directory, self.router, self.refresher):
             part.settings = settings
         self.directory.load()
@@ -173,6 +180,8 @@ class Bridge:
             self.settings.originate, extension=code, dial=dial, e164=e164, click_id=click_id
         )
         self.clicks[click_id] = Click(click_id, tenant.name, code, e164)
+        if self.popups is not None:  # its events may come before the Originate's reply
+            self.popups.expect_click(click_id, tenant.name)
         try:
             reply = await self.ami.send(
                 "Originate", fields, timeout=ORIGINATE_REPLY_SECONDS, action_id=click_id

@@ -107,6 +107,10 @@ class TenantDirectory:
                 found = tenant
         return found
 
+    def cached_by_name(self, name: str) -> LiveTenant | None:
+        """The tenant's flags from memory (pop-ups ask once per event, on the loop)."""
+        return next((t for t in self._tenants if t.name == name), None)
+
     def by_client_id(self, client_id: str) -> LiveTenant | None:
         """Blocking (may read the database): call from a worker thread."""
         return self._find(client_id, "client_id") if client_id else None

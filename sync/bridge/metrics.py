@@ -57,6 +57,17 @@ class Metrics:
             ["tenant", "type", "outcome"],
             registry=self.registry,
         )
+        self.popup_calls_ignored = Counter(
+            "retailcrm_sync_popup_calls_ignored",
+            "Calls or pop-ups not shown: no tenant, no usable number, tenant inactive/frozen",
+            ["tenant", "reason"],
+            registry=self.registry,
+        )
+        self.ami_events = Counter(
+            "retailcrm_sync_ami_events_read",
+            "AMI events read by the pop-up machine",
+            registry=self.registry,
+        )
         self.clicks = Counter(
             "retailcrm_sync_clicks",
             "Click-to-call requests by result",

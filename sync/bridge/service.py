@@ -140,6 +140,9 @@ class BridgeService:
             gauge = self.bridge.metrics.ami_connected
             self.ami.on_state(lambda state: self.notifier.status(f"AMI {state}"))
             self.ami.on_state(lambda state: gauge.set(1 if state == "connected" else 0))
+        popups = self.bridge.popups
+        if popups is not None:
+            popups.start()
         ami_task = self.ami.start() if self.ami is not None else None
         http_task = asyncio.create_task(self._serve_http(), name="http")
         watchdog = asyncio.create_task(
@@ -162,6 +165,8 @@ class BridgeService:
             reloader.cancel()
             if self.ami is not None:
                 await self.ami.close()
+            if popups is not None:
+                await popups.close()
             self.bridge.refresher.cancel()
             self.bridge.crm_pool.shutdown(wait=False, cancel_futures=True)
             if signals:

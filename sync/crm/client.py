@@ -250,11 +250,18 @@ class RetailCRMClient:
             duplicates=tuple(str(i) for i in body.get("duplicateCalls") or ()),
         )
 
-    def call_event(self, event: Mapping[str, Any]) -> JsonDict:
-        """Live call notification; the answer lists ``notExistCodes`` / ``notExistUsers``."""
+    def call_event(self, event: Mapping[str, Any], *, budget: float | None = None) -> JsonDict:
+        """Live call notification; the answer lists ``notExistCodes`` / ``notExistUsers``.
+
+        ``budget``: the pop-up's deadline. Retries (429, 503, 5xx, timeouts) stay inside it, it
+        goes before other requests of the key, and it is never sent once the budget is spent
+        (a pop-up seconds late is worse than none)."""
         if self.site:
             event = {"site": self.site, **event}
-        return self._post("/api/v5/telephony/call/event", {"event": event})
+        form = {"event": event}
+        return self._request(
+            "POST", "/api/v5/telephony/call/event", form=form, budget=budget, urgent=True
+        )
 
     def manager_by_phone(self, phone: str, details: bool = True) -> JsonDict:
         """``telephony/manager``: the responsible manager and, with details, the customer."""
@@ -391,6 +398,7 @@ class RetailCRMClient:
         budget: float | None = None,
         idempotent: bool = True,
         batch_size: int | None = None,
+        urgent: bool = False,
     ) -> JsonDict:
         budget = self.budget_seconds if budget is None else budget
         deadline = self._clock() + budget
@@ -405,7 +413,9 @@ class RetailCRMClient:
         )
         query = encode_query(params) if params else None
         data = encode_form(form) if form is not None else None
-        result: JsonDict = retrying(self._attempt, method, path, query, data, deadline, batch_size)
+        result: JsonDict = retrying(
+            self._attempt, method, path, query, data, deadline, batch_size, urgent
+        )
         return result
 
     def _attempt(
@@ -416,8 +426,18 @@ class RetailCRMClient:
         data: dict[str, str] | None,
         deadline: float,
         batch_size: int | None,
+        urgent: bool = False,
     ) -> JsonDict:
-        self._limits.bucket_for(path).acquire()
+        self._limits.bucket_for(path).acquire(urgent=urgent)
+        if urgent and time.monotonic() >= deadline:
+            raise TransportError(
+                read_timeout=False,
+                maybe_applied=False,
+                error_msg="deadline passed while waiting for the rate limit; not sent",
+                tenant=self.tenant,
+                method=method,
+                path=path,
+            )
         # The budget bounds the whole call, so one slow attempt may not outlive it by much.
         read_timeout = min(self._read_timeout, max(deadline - self._clock(), MIN_READ_TIMEOUT))
         started = time.monotonic()

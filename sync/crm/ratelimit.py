@@ -41,6 +41,7 @@ class TokenBucket:
         self._lock = threading.Lock()
         self._tokens = burst
         self._stamp = clock()
+        self._urgent = 0
 
     @property
     def rate(self) -> float:
@@ -51,13 +52,31 @@ class TokenBucket:
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
 
-    def acquire(self) -> None:
+    def acquire(self, *, urgent: bool = False) -> None:
+        """``urgent`` (pop-ups: worthless seconds later) goes before every caller that is not
+        urgent and has not reserved its slot yet; among themselves callers keep arrival order."""
+        while not urgent and self._urgent:
+            self._sleep(1 / self._rate)
+        wait = self.reserve(urgent=urgent)
+        try:
+            if wait > 0:
+                self._sleep(wait)
+        finally:
+            if urgent:
+                self.release_urgent()
+
+    def reserve(self, *, urgent: bool = False) -> float:
+        """Take the next slot without waiting; returns the seconds until it is due. An
+        ``urgent`` caller (an asyncio one waits itself) calls ``release_urgent`` after that."""
         with self._lock:
             self._refill()
             self._tokens -= 1
-            wait = -self._tokens / self._rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            self._sleep(wait)
+            self._urgent += urgent
+            return -self._tokens / self._rate if self._tokens < 0 else 0.0
+
+    def release_urgent(self) -> None:
+        with self._lock:
+            self._urgent -= 1
 
     def try_acquire(self) -> bool:
         """Take a token if one is available now; never waits (the emulator's server side)."""

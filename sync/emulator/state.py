@@ -13,6 +13,7 @@ import functools
 import itertools
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,6 +138,7 @@ class CrmState:
         self._calls: list[JsonDict] = []
         self._calls_by_id: dict[str, JsonDict] = {}
         self._events: list[JsonDict] = []
+        self._event_times: list[float] = []
         self._orders: dict[int, JsonDict] = {}
         self._order_history: list[JsonDict] = []
         self._customer_ids = itertools.count(1)
@@ -327,6 +329,12 @@ class CrmState:
             return list(self._events)
 
     @property
+    def event_times(self) -> list[float]:
+        """``time.perf_counter()`` at which each of ``events`` was stored (benchmarks)."""
+        with self.lock:
+            return list(self._event_times)
+
+    @property
     def orders(self) -> dict[int, JsonDict]:
         with self.lock:
             return copy.deepcopy(self._orders)
@@ -418,6 +426,7 @@ class CrmState:
     @_locked
     def store_event(self, event: JsonDict) -> None:
         self._events.append(copy.deepcopy(event))
+        self._event_times.append(time.perf_counter())
 
     @_locked
     def customer(self, id: int) -> JsonDict | None:

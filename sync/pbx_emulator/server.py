@@ -93,6 +93,10 @@ class PbxEmulator:
         self._thread: threading.Thread | None = None
         self._seq = 0
         self.logins = 0
+        self.events_sent = 0
+        """Played events that reached at least one logged-in session."""
+        self.first_ring: dict[str, float] = {}
+        """Linkedid -> ``time.perf_counter()`` when its first ``Newstate`` Ringing was sent."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -208,9 +212,14 @@ class PbxEmulator:
     async def _play(self, events: Sequence[Event]) -> None:
         for event in events:
             self._track(event)
+            reached = False
             for session in list(self._sessions):
-                if session.logged_in and session.events_on:
+                if session.logged_in and session.events_on and not session.writer.is_closing():
                     session.send(event)
+                    reached = True
+            self.events_sent += reached
+            if reached and event.get("ChannelState") == "5" and event.get("Event") == "Newstate":
+                self.first_ring.setdefault(event.get("Linkedid", ""), time.perf_counter())
             if self.event_gap:
                 await asyncio.sleep(self.event_gap)
 
@@ -220,6 +229,10 @@ class PbxEmulator:
             self._channels[uid] = dict(event)
         elif name == "Newstate" and uid in self._channels:
             self._channels[uid].update(event)
+        elif name == "DialEnd" and event.get("DialStatus") == "ANSWER":
+            dest = self._channels.get(event.get("DestUniqueid", ""))
+            if dest is not None:  # answered: CoreShowChannels lists it Up
+                dest.update(ChannelState="6", ChannelStateDesc="Up")
         elif name == "Hangup":
             self._channels.pop(uid, None)
 

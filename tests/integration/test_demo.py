@@ -70,6 +70,18 @@ def test_demo_numbers_add_up(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert channel_id.startswith("c2c-") and "→ 200" in click[1]
     assert "Channel=Local/101@originate-skipvm" in click[2] and "Exten=80295550123" in click[2]
     assert f"externalId pbx1-{channel_id} (out, answered, code 101" in click[4]
+    cards = out[out.index("Pop-ups (AMI events") :].splitlines()[1:10]
+    assert [line.split()[0:3] for line in cards] == [
+        ["in", "codes", "101,102,103"],
+        ["hangup", "codes", "101"],
+        ["hangup", "codes", "103"],
+        ["hangup", "codes", "102"],
+        ["in", "codes", "104,105"],
+        ["hangup", "codes", "104"],
+        ["hangup", "codes", "105"],
+        ["out", "codes", "106"],
+        ["hangup", "codes", "106"],
+    ], "the CRM emulator's cards, in order"
     assert main(["demo", "--dir", str(tmp_path / "d")]) == 2, "refuses a folder in use"
 
 

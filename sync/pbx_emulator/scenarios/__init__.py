@@ -9,12 +9,16 @@ extends this module with more shapes; the emulator only plays what it is given.
 from sync.pbx_emulator.scenarios.common import OUTCOMES, Event
 from sync.pbx_emulator.scenarios.inbound import BlindTransferCall, QueueCall, RingGroupCall
 from sync.pbx_emulator.scenarios.outbound import ClickCall, OutboundCall
+from sync.pbx_emulator.scenarios.transfer import AttendedTransferCall
 
-Scenario = OutboundCall | RingGroupCall | QueueCall | BlindTransferCall | ClickCall
+Scenario = (
+    OutboundCall | RingGroupCall | QueueCall | BlindTransferCall | AttendedTransferCall | ClickCall
+)
 """Every scripted call: each renders ``events()`` (live, AMI) and ``legs()`` (later, CDR)."""
 
 __all__ = [
     "OUTCOMES",
+    "AttendedTransferCall",
     "BlindTransferCall",
     "ClickCall",
     "Event",

@@ -28,3 +28,27 @@ def channel_event(name: str, channel: str, uniqueid: str, linkedid: str, **extra
         "Linkedid": linkedid,
         **extra,
     }
+
+
+def dial_end(
+    linkedid: str, caller: str, caller_uid: str, dest: str, dest_uid: str, status: str
+) -> Event:
+    """``DialEnd`` of one dialled channel (both sides in the call ``linkedid``)."""
+    return {
+        "Event": "DialEnd",
+        "Channel": caller,
+        "Uniqueid": caller_uid,
+        "Linkedid": linkedid,
+        "DestChannel": dest,
+        "DestUniqueid": dest_uid,
+        "DestLinkedid": linkedid,
+        "DialStatus": status,
+    }
+
+
+TENANT_FIELD = "AccountCode"
+"""The root channel header the scenarios carry the tenant in (``[ami] tenant_field``)."""
+
+
+def tenant_header(tenant: str) -> dict[str, str]:
+    return {TENANT_FIELD: tenant} if tenant else {}

@@ -10,6 +10,8 @@ from sync.calls.legs import Leg
 from sync.pbx_emulator.scenarios.common import (
     Event,
     channel_event,
+    dial_end,
+    tenant_header,
 )
 
 
@@ -36,6 +38,11 @@ class RingGroupCall:
     """Recording file of the answered member's leg."""
     sequence: int | None = None
     tenant: str = ""
+    """The root channel's ``AccountCode`` (``[ami] tenant_field``) and the legs' tenant."""
+    busy: tuple[str, ...] = ()
+    """Members whose phone is busy: ``DialEnd BUSY`` at once, they never ring."""
+    caller_gave_up: bool = False
+    """Nobody answers and the caller hangs up while the phones ring (``DialEnd CANCEL``)."""
 
     @property
     def trunk_channel(self) -> str:
@@ -50,6 +57,13 @@ class RingGroupCall:
         )
         return name, f"{self.linkedid}.{index + 1}"
 
+    def _status(self, ext: str) -> str:
+        if ext in self.busy:
+            return "BUSY"
+        if ext == self.answered_by:
+            return "ANSWER"
+        return "CANCEL" if self.answered_by or self.caller_gave_up else "NOANSWER"
+
     def events(self) -> list[Event]:
         lid, trunk = self.linkedid, self.trunk_channel
         events = [
@@ -63,6 +77,7 @@ class RingGroupCall:
                 Context="from-trunk",
                 ChannelState="4",
                 ChannelStateDesc="Ring",
+                **tenant_header(self.tenant),
             ),
         ]
         members = [self.member_channel(i) for i in range(len(self.extensions))]
@@ -92,7 +107,11 @@ class RingGroupCall:
                     "DestCallerIDNum": ext,
                 }
             )
-        for channel, uid in members:
+        for (channel, uid), ext in zip(members, self.extensions, strict=True):
+            if ext in self.busy:
+                events.append(dial_end(lid, trunk, lid, channel, uid, "BUSY"))
+                events.append(channel_event("Hangup", channel, uid, lid, Cause="17"))
+                continue
             events.append(
                 channel_event(
                     "Newstate",
@@ -104,24 +123,12 @@ class RingGroupCall:
                     ConnectedLineNum=self.caller,
                 )
             )
-        for (channel, uid), ext in zip(members, self.extensions, strict=True):
-            status = (
-                "ANSWER"
-                if ext == self.answered_by
-                else ("CANCEL" if self.answered_by else "NOANSWER")
-            )
-            events.append(
-                {
-                    "Event": "DialEnd",
-                    "Channel": trunk,
-                    "Uniqueid": lid,
-                    "Linkedid": lid,
-                    "DestChannel": channel,
-                    "DestUniqueid": uid,
-                    "DestLinkedid": lid,
-                    "DialStatus": status,
-                }
-            )
+        # Asterisk reports the answer first, then cancels the others.
+        ringing = [(m, e) for m, e in zip(members, self.extensions, strict=True)]
+        ringing = [(m, e) for m, e in ringing if e not in self.busy]
+        ringing.sort(key=lambda item: item[1] != self.answered_by)
+        for (channel, uid), ext in ringing:
+            events.append(dial_end(lid, trunk, lid, channel, uid, self._status(ext)))
             if ext != self.answered_by:
                 events.append(channel_event("Hangup", channel, uid, lid, Cause="26"))
         for (channel, uid), ext in zip(members, self.extensions, strict=True):
@@ -151,7 +158,9 @@ class RingGroupCall:
                     channel=self.trunk_channel,
                     dstchannel=channel,
                     lastapp="Dial",
-                    disposition="ANSWERED" if answered else "NO ANSWER",
+                    disposition="ANSWERED"
+                    if answered
+                    else ("BUSY" if ext in self.busy else "NO ANSWER"),
                     duration=self.ring_seconds + (talk if answered else 0),
                     billsec=talk if answered else 0,
                     recordingfile=self.recording if answered else "",
@@ -185,16 +194,20 @@ class QueueCall:
     sequence: int | None = None
     tenant: str = ""
     """Only the trunk's legs carry it; the Local halves' legs do not (as in a real CDR)."""
+    retry_rounds: int = 0
+    """Ring-all rounds in which nobody answers before the round that is answered."""
+    one_at_a_time: bool = False
+    """Round-robin (``rrmemory``): members ring in turn until ``answered_by`` takes it."""
 
     @property
     def trunk_channel(self) -> str:
         return self.trunk_channel_name or f"PJSIP/{self.trunk}-{self.seq:08x}"
 
-    def member(self, index: int) -> tuple[str, str, str, str]:
+    def member(self, index: int, round: int = 0) -> tuple[str, str, str, str]:
         """(Local name without the half suffix, ;2 uniqueid, phone channel, phone uniqueid)."""
         ext = self.extensions[index]
-        n = self.seq + 1 + 2 * index
-        if self.member_names:
+        n = self.seq + 1 + 2 * index + 2 * len(self.extensions) * round
+        if self.member_names and round == 0:
             local, half_id, phone = self.member_names[index]
             return local, half_id, phone, f"{self.linkedid}.p{index}"
         return (
@@ -204,62 +217,90 @@ class QueueCall:
             f"{self.linkedid}.{n + 1}",
         )
 
+    def rung(self) -> list[tuple[int, int]]:
+        """(round, member index) of every attempt, in order; the last round ends answered."""
+        everyone = range(len(self.extensions))
+        attempts = [(r, i) for r in range(self.retry_rounds) for i in everyone]
+        winner = self.extensions.index(self.answered_by)
+        final = [i for i in everyone if not self.one_at_a_time or i <= winner]
+        return attempts + [(self.retry_rounds, i) for i in final]
+
+    def _attempt(self, index: int, round: int) -> list[Event]:
+        lid, trunk, ext = self.linkedid, self.trunk_channel, self.extensions[index]
+        local, uid2, phone, uid_phone = self.member(index, round)
+        uid1 = f"{uid2}.1"
+        return [
+            channel_event("Newchannel", f"{local};1", uid1, lid, Exten=ext,
+                           Context="from-queue", ChannelState="0", ChannelStateDesc="Down"),
+            channel_event("Newchannel", f"{local};2", uid2, lid, Exten=ext,
+                           Context="from-queue", ChannelState="4", ChannelStateDesc="Ring"),
+            {"Event": "AgentCalled", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
+             "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid,
+             "Queue": self.queue, "MemberName": ext, "Interface": f"Local/{ext}@from-queue/n"},
+            {"Event": "DialBegin", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
+             "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid},
+            channel_event("Newchannel", phone, uid_phone, lid, CallerIDNum=ext,
+                           ConnectedLineNum=self.caller, ChannelState="0",
+                           ChannelStateDesc="Down"),
+            {"Event": "DialBegin", "Channel": f"{local};2", "Uniqueid": uid2, "Linkedid": lid,
+             "DestChannel": phone, "DestUniqueid": uid_phone, "DestLinkedid": lid,
+             "DestCallerIDNum": ext},
+            channel_event("Newstate", phone, uid_phone, lid, ChannelState="5",
+                           ChannelStateDesc="Ringing", ConnectedLineNum=self.caller),
+        ]  # fmt: skip
+
+    def _attempt_end(self, index: int, round: int, status: str) -> list[Event]:
+        lid, trunk, ext = self.linkedid, self.trunk_channel, self.extensions[index]
+        local, uid2, phone, uid_phone = self.member(index, round)
+        events = [
+            dial_end(lid, f"{local};2", uid2, phone, uid_phone, status),
+            dial_end(lid, trunk, lid, f"{local};1", f"{uid2}.1", status),
+        ]
+        if status == "ANSWER":
+            events.append({"Event": "AgentConnect", "Channel": trunk, "Uniqueid": lid,
+                           "Linkedid": lid, "Queue": self.queue, "MemberName": ext,
+                           "HoldTime": str(self.ring_seconds),
+                           "RingTime": str(self.ring_seconds)})  # fmt: skip
+            return events
+        if status == "NOANSWER":
+            events.append({"Event": "AgentRingNoAnswer", "Channel": trunk, "Uniqueid": lid,
+                           "Linkedid": lid, "Queue": self.queue, "MemberName": ext,
+                           "RingTime": str(self.ring_seconds)})  # fmt: skip
+        return [
+            *events,
+            channel_event("Hangup", phone, uid_phone, lid, Cause="26"),
+            channel_event("Hangup", f"{local};2", uid2, lid, Cause="26"),
+            channel_event("Hangup", f"{local};1", f"{uid2}.1", lid, Cause="26"),
+        ]
+
     def events(self) -> list[Event]:
         lid, trunk = self.linkedid, self.trunk_channel
         events = [
             channel_event("Newchannel", trunk, lid, lid, CallerIDNum=self.caller,
                            Exten=self.queue, Context="from-trunk", ChannelState="4",
-                           ChannelStateDesc="Ring"),
+                           ChannelStateDesc="Ring", **tenant_header(self.tenant)),
             channel_event("QueueCallerJoin", trunk, lid, lid, Queue=self.queue, Position="1",
                            CallerIDNum=self.caller),
         ]  # fmt: skip
-        for index, ext in enumerate(self.extensions):
-            local, uid2, phone, uid_phone = self.member(index)
-            uid1 = f"{uid2}.1"
-            events += [
-                channel_event("Newchannel", f"{local};1", uid1, lid, Exten=ext,
-                               Context="from-queue", ChannelState="0", ChannelStateDesc="Down"),
-                channel_event("Newchannel", f"{local};2", uid2, lid, Exten=ext,
-                               Context="from-queue", ChannelState="4", ChannelStateDesc="Ring"),
-                {"Event": "AgentCalled", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
-                 "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid,
-                 "Queue": self.queue, "MemberName": ext, "Interface": f"Local/{ext}@from-queue/n"},
-                {"Event": "DialBegin", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
-                 "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid},
-                channel_event("Newchannel", phone, uid_phone, lid, CallerIDNum=ext,
-                               ConnectedLineNum=self.caller, ChannelState="0",
-                               ChannelStateDesc="Down"),
-                {"Event": "DialBegin", "Channel": f"{local};2", "Uniqueid": uid2, "Linkedid": lid,
-                 "DestChannel": phone, "DestUniqueid": uid_phone, "DestLinkedid": lid,
-                 "DestCallerIDNum": ext},
-                channel_event("Newstate", phone, uid_phone, lid, ChannelState="5",
-                               ChannelStateDesc="Ringing", ConnectedLineNum=self.caller),
-            ]  # fmt: skip
-        for index, ext in enumerate(self.extensions):
-            local, uid2, phone, uid_phone = self.member(index)
-            won = ext == self.answered_by
-            status = "ANSWER" if won else "CANCEL"
-            events += [
-                {"Event": "DialEnd", "Channel": f"{local};2", "Uniqueid": uid2, "Linkedid": lid,
-                 "DestChannel": phone, "DestUniqueid": uid_phone, "DestLinkedid": lid,
-                 "DialStatus": status},
-                {"Event": "DialEnd", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
-                 "DestChannel": f"{local};1", "DestUniqueid": f"{uid2}.1", "DestLinkedid": lid,
-                 "DialStatus": status},
-            ]  # fmt: skip
-            if won:
-                events.append({"Event": "AgentConnect", "Channel": trunk, "Uniqueid": lid,
-                               "Linkedid": lid, "Queue": self.queue, "MemberName": ext,
-                               "HoldTime": str(self.ring_seconds),
-                               "RingTime": str(self.ring_seconds)})  # fmt: skip
-            else:
-                events += [
-                    channel_event("Hangup", phone, uid_phone, lid, Cause="26"),
-                    channel_event("Hangup", f"{local};2", uid2, lid, Cause="26"),
-                    channel_event("Hangup", f"{local};1", f"{uid2}.1", lid, Cause="26"),
-                ]
-        index = self.extensions.index(self.answered_by)
-        local, uid2, phone, uid_phone = self.member(index)
+        winner = self.extensions.index(self.answered_by)
+        final = self.retry_rounds
+        for round in range(final):
+            everyone = range(len(self.extensions))
+            events += [e for i in everyone for e in self._attempt(i, round)]
+            events += [e for i in everyone for e in self._attempt_end(i, round, "NOANSWER")]
+        if self.one_at_a_time:
+            for index in range(winner + 1):
+                events += self._attempt(index, final)
+                status = "ANSWER" if index == winner else "NOANSWER"
+                events += self._attempt_end(index, final, status)
+        else:
+            events += [e for i in range(len(self.extensions)) for e in self._attempt(i, final)]
+            # Asterisk reports the answer first, then cancels the others.
+            events += self._attempt_end(winner, final, "ANSWER")
+            for index in range(len(self.extensions)):
+                if index != winner:
+                    events += self._attempt_end(index, final, "CANCEL")
+        local, uid2, phone, uid_phone = self.member(winner, final)
         events += [
             {"Event": "AgentComplete", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
              "Queue": self.queue, "MemberName": self.answered_by, "Reason": "caller",
@@ -274,9 +315,10 @@ class QueueCall:
     def legs(self) -> list[Leg]:
         legs = []
         seq = self.seq if self.sequence is None else self.sequence
-        for index, ext in enumerate(self.extensions):
-            local, uid2, phone, _ = self.member(index)
-            won = ext == self.answered_by
+        for round, index in self.rung():
+            ext = self.extensions[index]
+            local, uid2, phone, _ = self.member(index, round)
+            won = ext == self.answered_by and round == self.retry_rounds
             talk = self.talk_seconds if won else 0
             for channel, uniqueid, dstchannel, dst, app in (
                 (self.trunk_channel, self.linkedid, f"{local};1", self.queue, "Queue"),

@@ -12,6 +12,7 @@ from sync.pbx_emulator.scenarios.common import (
     ORIGINATE_REASON,
     Event,
     channel_event,
+    tenant_header,
 )
 
 
@@ -66,6 +67,7 @@ class OutboundCall:
                 Context="from-internal",
                 ChannelState="4",
                 ChannelStateDesc="Ring",
+                **tenant_header(self.tenant),
             ),
             channel_event(
                 "Newchannel",
