@@ -132,6 +132,17 @@ def _flag(req: ApiRequest, name: str) -> bool:
     return value == "1"
 
 
+def _history_page(req: ApiRequest, entries: list[JsonDict]) -> Reply:
+    """One page of a ``*/history`` answer (customers and orders alike)."""
+    page, pagination = _paginate(req, entries)
+    return 200, {
+        "success": True,
+        "generatedAt": now_text(),
+        "history": page,
+        "pagination": pagination,
+    }
+
+
 def _paginate(req: ApiRequest, items: list[JsonDict]) -> tuple[list[JsonDict], JsonDict]:
     limit_text, page_text = req.params.get("limit", "20"), req.params.get("page", "1")
     if limit_text not in tuple(str(n) for n in PAGE_LIMITS):
@@ -450,13 +461,7 @@ def _customers_history(state: CrmState, req: ApiRequest) -> Reply:
         if "customerId" in flt and str(entry["customer"]["id"]) != flt["customerId"]:
             continue
         entries.append(entry | {"apiKey": {"current": key_label == req.key.label}})
-    page, pagination = _paginate(req, entries)
-    return 200, {
-        "success": True,
-        "generatedAt": now_text(),
-        "history": page,
-        "pagination": pagination,
-    }
+    return _history_page(req, entries)
 
 
 @_route("POST", "/api/v5/customers/create", "customer_write")
@@ -551,13 +556,7 @@ def _orders_history(state: CrmState, req: ApiRequest) -> Reply:
         and ("endDate" not in flt or e["createdAt"] <= flt["endDate"])
         and (order_id is None or e["order"].get("id") == order_id)
     ]
-    page, pagination = _paginate(req, entries)
-    return 200, {
-        "success": True,
-        "generatedAt": now_text(),
-        "history": page,
-        "pagination": pagination,
-    }
+    return _history_page(req, entries)
 
 
 @_route("GET", "/api/v5/reference/statuses", "reference_read")

@@ -14,19 +14,18 @@ in the CRM, and only created when the search finds nobody.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from loguru import logger
 
-from sync.config import Settings, TenantSettings
-from sync.crm import CRMError, RetailCRMClient
+from sync.crm import CRMError
 from sync.engine.customer_changes import Change, changes_from_entry, phone_values
-from sync.engine.store import DueCall, Store
+from sync.engine.store import DueCall
+from sync.engine.tenant_job import TenantJob
 from sync.phones import normalize_phone
-from sync.timeutil import Clock, utc_to_local, utcnow
+from sync.timeutil import utc_to_local
 
 CREATE_FOR_RESULTS = ("answered", "no answer")
 CLAIM_STALE_AFTER = timedelta(minutes=10)
@@ -49,22 +48,8 @@ class MapReport:
         return text + (f" error: {self.error}" if self.error else "")
 
 
-class CustomerMap:
-    def __init__(
-        self,
-        settings: Settings,
-        tenant: TenantSettings,
-        store: Store,
-        client: RetailCRMClient,
-        stop: threading.Event | None = None,
-        clock: Clock = utcnow,
-    ) -> None:
-        self.settings = settings
-        self.tenant = tenant
-        self.store = store
-        self.client = client
-        self.stop = stop or threading.Event()
-        self.clock = clock
+class CustomerMap(TenantJob):
+    """The phone -> customer map of one tenant, and customer creation for its new numbers."""
 
     def normalize(self, raw: str) -> str | None:
         result = normalize_phone(

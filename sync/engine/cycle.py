@@ -9,7 +9,6 @@ moves past calls that are complete and recorded, so nothing in the log is skippe
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,15 +20,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sync.calls.builder import build_page
 from sync.calls.options import BuildOptions
-from sync.config import Settings, TenantSettings
-from sync.crm import CRMError, RetailCRMClient, UploadResult
+from sync.crm import CRMError, UploadResult
 from sync.engine.customers import CustomerMap
 from sync.engine.pump import Batch, Outcome, Progress, PumpHooks, UploadPump
 from sync.engine.state import Derived, after_failure, batch_id
-from sync.engine.store import Lease, LeaseLost, Store, TenantState
+from sync.engine.store import Lease, LeaseLost, TenantState
+from sync.engine.tenant_job import TenantJob
 from sync.errors import first_line
 from sync.sources import SourceError
-from sync.timeutil import Clock, local_to_utc, utc_to_local, utcnow
+from sync.timeutil import local_to_utc, utc_to_local, utcnow
 
 __all__ = ["CycleOutcome", "CycleReport", "Progress", "ResyncWindow", "TenantCycle"]
 
@@ -107,32 +106,19 @@ class ResyncWindow:
     until: datetime
 
 
-class TenantCycle:
+@dataclass
+class TenantCycle(TenantJob):
     """Runs cycles for one tenant; holds its client (and so its rate limit) across cycles."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        tenant: TenantSettings,
-        store: Store,
-        source: Callable[[], Any],
-        client: RetailCRMClient,
-        owner: str,
-        stop: threading.Event | None = None,
-        clock: Clock = utcnow,
-    ) -> None:
-        self.settings = settings
-        self.tenant = tenant
-        self.store = store
-        self.source = source
-        self.client = client
-        self.owner = owner
-        self.stop = stop or threading.Event()
-        self.clock = clock
-        self.options: BuildOptions = settings.build_options()
+    source: Callable[[], Any] = field(kw_only=True)
+    """The PBX call log, opened on first use."""
+    owner: str = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        self.options: BuildOptions = self.settings.build_options()
         self.customers = (
-            CustomerMap(settings, tenant, store, client, clock=clock)
-            if tenant.create_customers
+            CustomerMap(self.settings, self.tenant, self.store, self.client, clock=self.clock)
+            if self.tenant.create_customers
             else None
         )
 

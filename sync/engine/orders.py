@@ -9,7 +9,6 @@ Dates arrive in the CRM account's zone and are stored as naive UTC.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -17,11 +16,10 @@ from typing import Any
 
 from loguru import logger
 
-from sync.config import Settings, TenantSettings
-from sync.crm import CRMError, RetailCRMClient
+from sync.crm import CRMError
 from sync.engine.order_store import OrderStore
-from sync.engine.store import Store
-from sync.timeutil import Clock, local_to_utc, utc_to_local, utcnow
+from sync.engine.tenant_job import TenantJob
+from sync.timeutil import local_to_utc, utc_to_local
 
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -101,23 +99,11 @@ class OrdersReport:
         return text + (f" error: {self.error}" if self.error else "")
 
 
-class OrderMirror:
-    def __init__(
-        self,
-        settings: Settings,
-        tenant: TenantSettings,
-        store: Store,
-        client: RetailCRMClient,
-        stop: threading.Event | None = None,
-        clock: Clock = utcnow,
-    ) -> None:
-        self.clock = clock
-        self.settings = settings
-        self.tenant = tenant
-        self.store = store
-        self.orders = OrderStore(store.engine)
-        self.client = client
-        self.stop = stop or threading.Event()
+class OrderMirror(TenantJob):
+    """The orders of one tenant, mirrored into ``retailcrm_orders`` for the report."""
+
+    def __post_init__(self) -> None:
+        self.orders = OrderStore(self.store.engine)
 
     def refresh(self) -> OrdersReport:
         """Fill the mirror when it never was, then apply the history since the stored id."""

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from sync.batches import chunks
@@ -81,33 +81,23 @@ class PumpHooks:
     """After every settled round: extend the lease (raises LeaseLost)."""
 
 
+@dataclass
 class UploadPump:
     """Sends every due call of one cycle; ``run`` returns True when the tenant must pause.
 
     ``first_in_flight`` is asked once, when there is something to send: an idle cycle costs no
-    query for it.
+    query for it. ``deadline`` (``monotonic`` seconds) is the tenant's slice: after it no new
+    batch is taken and ``yielded`` says calls were still due.
     """
 
-    def __init__(
-        self,
-        hooks: PumpHooks,
-        *,
-        batch_size: int,
-        max_in_flight: int,
-        first_in_flight: Callable[[], int],
-        stop: threading.Event,
-        deadline: float | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.hooks = hooks
-        self.batch_size = batch_size
-        self.max_in_flight = max_in_flight
-        self.first_in_flight = first_in_flight
-        self.stop = stop
-        self.deadline = deadline
-        self.monotonic = monotonic
-        self.yielded = False
-        """Set when the deadline stopped submitting while calls were still due."""
+    hooks: PumpHooks
+    batch_size: int = field(kw_only=True)
+    max_in_flight: int = field(kw_only=True)
+    first_in_flight: Callable[[], int] = field(kw_only=True)
+    stop: threading.Event = field(kw_only=True)
+    deadline: float | None = field(default=None, kw_only=True)
+    monotonic: Callable[[], float] = field(default=time.monotonic, kw_only=True)
+    yielded: bool = field(default=False, init=False)
 
     def _out_of_time(self) -> bool:
         return self.deadline is not None and self.monotonic() >= self.deadline

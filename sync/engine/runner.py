@@ -114,11 +114,11 @@ class Runner:
             self.settings,
             tenant,
             self.store,
-            lambda: self.source,
             client,
-            self.owner,
-            self.stop,
-            self.clock,
+            source=lambda: self.source,
+            owner=self.owner,
+            stop=self.stop,
+            clock=self.clock,
         )
 
     def selected(self, names: Sequence[str] | None) -> list[TenantSettings]:
@@ -269,7 +269,9 @@ class Runner:
             settings = self.settings
             try:
                 with self.clients.use(tenant) as client:
-                    cmap = CustomerMap(settings, tenant, self.store, client, self.stop, self.clock)
+                    cmap = CustomerMap(
+                        settings, tenant, self.store, client, stop=self.stop, clock=self.clock
+                    )
                     report = cmap.refresh()
                     # The report's orders mirror follows on the same schedule (design §7). Its
                     # failure is logged and kept in sync_run (kind "orders"); it never fails
@@ -291,7 +293,10 @@ class Runner:
 
     def _orders(self, settings: Settings, tenant: TenantSettings, client: RetailCRMClient) -> None:
         try:
-            OrderMirror(settings, tenant, self.store, client, self.stop, self.clock).refresh()
+            mirror = OrderMirror(
+                settings, tenant, self.store, client, stop=self.stop, clock=self.clock
+            )
+            mirror.refresh()
         except Exception as exc:  # it logs its own failures; this is the last net
             logger.opt(exception=exc).error(
                 f"tenant {tenant.name}: orders refresh failed: {first_line(exc, with_type=True)}"
