@@ -48,6 +48,7 @@ class MapReport:
         return text + (f" error: {self.error}" if self.error else "")
 
 
+@dataclass
 class CustomerMap(TenantJob):
     """The phone -> customer map of one tenant, and customer creation for its new numbers."""
 

@@ -99,6 +99,7 @@ class OrdersReport:
         return text + (f" error: {self.error}" if self.error else "")
 
 
+@dataclass
 class OrderMirror(TenantJob):
     """The orders of one tenant, mirrored into ``retailcrm_orders`` for the report."""
 
