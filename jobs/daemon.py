@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import (
@@ -121,56 +122,38 @@ class Daemon:
         now = datetime.now(UTC)
         jitter = d.jitter or None
 
-        def every(seconds: float, jittered: bool = True) -> IntervalTrigger:
-            return IntervalTrigger(seconds=seconds, jitter=jitter if jittered else None)
+        def add(
+            job: Callable[[], None],
+            seconds: float,
+            first: datetime,
+            *,
+            jittered: bool = True,
+            executor: str = "default",
+            name: str = "",
+        ) -> None:
+            # A run later than one interval is pointless: the next one does the same work.
+            name = name or job.__name__
+            scheduler.add_job(
+                job,
+                IntervalTrigger(seconds=seconds, jitter=jitter if jittered else None),
+                id=name,
+                name=name,
+                executor=executor,
+                next_run_time=first,
+                misfire_grace_time=max(1, int(seconds)),
+            )
 
-        # A run later than one interval is pointless: the next one does the same work.
-        scheduler.add_job(
-            self.tasks.sync,
-            every(d.interval),
-            id="sync",
-            name="sync",
-            next_run_time=now,
-            misfire_grace_time=max(1, int(d.interval)),
-        )
-        scheduler.add_job(
-            self.tasks.customers,
-            every(d.customers_interval),
-            id="customers",
-            name="customers",
-            next_run_time=now,
-            misfire_grace_time=max(1, int(d.customers_interval)),
-        )
-        scheduler.add_job(
-            self.tasks.housekeeping,
-            every(HOUSEKEEPING_SECONDS),
-            id="housekeeping",
-            name="housekeeping",
-            next_run_time=now + timedelta(seconds=d.interval),
-            misfire_grace_time=HOUSEKEEPING_SECONDS,
-        )
+        add(self.tasks.sync, d.interval, now)
+        add(self.tasks.customers, d.customers_interval, now)
+        add(self.tasks.housekeeping, HOUSEKEEPING_SECONDS, now + timedelta(seconds=d.interval))
         if self.notifier.watchdog_seconds:
             # Its own executor: busy sync threads must not delay the ping.
             ping = self.notifier.watchdog_seconds / 2
-            scheduler.add_job(
-                self.tasks.watchdog,
-                every(ping, jittered=False),
-                id="watchdog",
-                name="watchdog",
-                executor="watchdog",
-                next_run_time=now,
-                misfire_grace_time=max(1, int(ping)),
-            )
+            add(self.tasks.watchdog, ping, now, jittered=False, executor="watchdog")
         # The directory is re-read on its own schedule (a SIGHUP re-reads it at once too).
         reload_every = self.settings.directory.reload_seconds if self.settings.directory else 60
-        scheduler.add_job(
-            self._reload_directory,
-            every(reload_every),
-            id="reload",
-            name="reload",
-            next_run_time=now + timedelta(seconds=reload_every),
-            misfire_grace_time=max(1, int(reload_every)),
-        )
+        first = now + timedelta(seconds=reload_every)
+        add(self._reload_directory, reload_every, first, name="reload")
         scheduler.add_listener(
             on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )

@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sync import logs
-from sync.commands.common import (
-    check_tenants,
-    exit_code,
-    load_settings,
-    open_database,
-    start_logging,
-)
+from sync.commands import common
 from sync.commands.progress import upload_bar
 from sync.engine.runner import Runner
 
@@ -22,10 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args)
-    check_tenants(settings, args.tenant)
-    start_logging(args, settings, logs.ONCE_LOG)
-    engine = open_database(settings)
+    settings = common.load_settings(args)
+    common.check_tenants(settings, args.tenant)
+    common.start_logging(args, settings, logs.ONCE_LOG)
+    engine = common.open_database(settings)
     runner = Runner(settings, engine=engine)
     try:
         with upload_bar("uploading") as progress:
@@ -34,4 +28,4 @@ def run(args: argparse.Namespace) -> int:
         maps = runner.refresh_customers(args.tenant, older_than=settings.daemon.customers_interval)
     finally:
         runner.close()
-    return exit_code(reports) or (1 if any(m.error for m in maps) else 0)
+    return common.exit_code(reports) or (1 if any(m.error for m in maps) else 0)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -223,11 +224,8 @@ def test_throughput_forty_uploads_of_fifty_calls_with_latency(emu: Emulator) -> 
             )
             assert answer.status_code == 200
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(4) as pool:  # map() re-raises a sender's failed assertion
+        list(pool.map(send, range(4)))
     for session in sessions:
         session.close()
     assert len(emu.calls) == 2000
