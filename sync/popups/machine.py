@@ -272,7 +272,8 @@ class PopupMachine:
         return self._stop_ringing(call, dest, ev.at)
 
     def _hangup(self, call: _Call, ev: AmiEvent) -> list[Popup]:
-        self._gone.add(ev.uniqueid)
+        if self._tracking:  # only between a login and its reconcile: kept longer, it grows
+            self._gone.add(ev.uniqueid)
         if ev.uniqueid == call.linkedid:
             return self._end(call, self._root_status(call), ev.at)
         channel = call.channels.pop(ev.uniqueid, None)

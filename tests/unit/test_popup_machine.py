@@ -432,3 +432,14 @@ def test_a_call_whose_end_was_lost_is_closed_after_hours_of_silence() -> None:
     assert m.expire(now=3600.0) == [], "an hour of talk is nothing unusual"
     closed = m.expire(now=7 * 3600.0)
     assert brief(closed) == [("hangup", ("101",), "no answered")] and not m.calls
+
+
+def test_a_long_session_keeps_no_memory_per_finished_call() -> None:
+    """Hung-up channels are remembered only between a login and its reconcile; otherwise a
+    session of weeks would grow without bound."""
+    m = machine()
+    for n in range(50):
+        click = ClickCall(f"c2c-{n:024x}", f"a-{n}", "109", CUSTOMER, START)
+        m.expect_click(click.linkedid, "b")
+        feed(m, click.events(), t0=n * 10.0)
+    assert m.calls == {} and not m._gone
