@@ -13,12 +13,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sync.config import ServeSettings, TenantSettings
 from sync.crm.client import RetailCRMClient
 from sync.crm.errors import CRMError
 from sync.engine.store import Store
+
+V = TypeVar("V")
 
 OK, FAIL, WARN = "✓", "✗", "!"
 ACTIVITY_PATH = "/activity"
@@ -142,9 +144,7 @@ def register_tenant(
         OK if state == "active" else FAIL,
         f"{who}: registered, {state}, {n_ext} extensions, {n_did} external phones{live}",
     )
-    by_user: dict[int, list[str]] = {}
-    for ext, user in tenant.extensions.items():
-        by_user.setdefault(user, []).append(ext)
+    by_user = _keys_by_value(tenant.extensions)
     for user in info.not_exist_user_ids:
         exts = ", ".join(sorted(by_user.get(user, []))) or "?"
         out.add(
@@ -152,9 +152,7 @@ def register_tenant(
             f"{who}: user id {user} (extension {exts}) does not exist in RetailCRM; "
             "fix [tenants.extensions] (Settings → Users shows each user's id)",
         )
-    by_site: dict[str, list[str]] = {}
-    for did, site in tenant.external_phones.items():
-        by_site.setdefault(site, []).append(did)
+    by_site = _keys_by_value(tenant.external_phones)
     for site in info.not_exist_site_codes:
         dids = ", ".join(sorted(by_site.get(site, []))) or "?"
         out.add(
@@ -170,3 +168,11 @@ def register_tenant(
             "as sent; the unknown users above are the usual reason",
         )
     return out
+
+
+def _keys_by_value(mapping: Mapping[str, V]) -> dict[V, list[str]]:
+    """Extensions per user id, DIDs per shop code: to name them in the CRM's complaints."""
+    inverted: dict[V, list[str]] = {}
+    for key, value in mapping.items():
+        inverted.setdefault(value, []).append(key)
+    return inverted

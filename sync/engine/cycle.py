@@ -160,8 +160,8 @@ class TenantCycle(TenantJob):
                 report.outcome, report.error = CycleOutcome.PAUSED, crm_paused
                 paused = True
             else:
-                cursor = self._record(lease, report, window, now)
-                paused = self._send_due(lease, report, progress, deadline)
+                cursor = self._record(lease, report, window, now, state)
+                paused = self._send_due(lease, report, progress, deadline, state)
         except LeaseLost as exc:
             report.outcome, report.error = CycleOutcome.LEASE_LOST, str(exc)
         except Exception as exc:  # a cycle never takes the process down
@@ -171,7 +171,12 @@ class TenantCycle(TenantJob):
         return report
 
     def _record(
-        self, lease: Lease, report: CycleReport, window: ResyncWindow | None, now: datetime
+        self,
+        lease: Lease,
+        report: CycleReport,
+        window: ResyncWindow | None,
+        now: datetime,
+        state: TenantState | None,
     ) -> datetime | None:
         """Calls left ``sending`` go again; the window read and recorded: the new cursor."""
         requeued = self.store.reset_sending(lease, now)
@@ -180,7 +185,7 @@ class TenantCycle(TenantJob):
                 f"tenant {self.tenant.name}: {requeued} calls left 'sending' by an earlier "
                 "run go again (the CRM deduplicates them by externalId)"
             )
-        cursor = self._read_and_record(lease, report, window)
+        cursor = self._read_and_record(lease, report, window, state)
         if report.new >= ANALYZE_AFTER:
             self.store.analyze_calls()
         return cursor
@@ -191,9 +196,10 @@ class TenantCycle(TenantJob):
         report: CycleReport,
         progress: Progress | None,
         deadline: float | None,
+        state: TenantState | None,
     ) -> bool:
         """Upload what is due; True when the tenant must pause."""
-        paused = self._upload(lease, report, progress, deadline)
+        paused = self._upload(lease, report, progress, deadline, state)
         if report.sent + report.duplicates >= ANALYZE_AFTER:
             self.store.analyze_calls()  # most rows changed status: keep the plans right
         if paused:
@@ -283,16 +289,20 @@ class TenantCycle(TenantJob):
         return start, utc_to_local(now, tz) + timedelta(seconds=1)
 
     def _read_and_record(
-        self, lease: Lease, report: CycleReport, window: ResyncWindow | None
+        self,
+        lease: Lease,
+        report: CycleReport,
+        window: ResyncWindow | None,
+        state: TenantState | None,
     ) -> datetime | None:
         """Read the window page by page, record every complete call; returns the new cursor.
 
         A regular cycle first asks the source whether anything changed since the last full
         read (row count and newest time from the last read's start, on the time index) and
         whether a settling call has become due; if neither, the window is not read at all.
-        That keeps an idle poll of a huge log to a few index lookups.
+        That keeps an idle poll of a huge log to a few index lookups. ``state`` is the
+        tenant row as read once at the cycle's start (the lease keeps others from changing it).
         """
-        state = self.store.tenant(self.tenant.name)
         now = self.clock()
         source = self.source()
         match = self.tenant.match
@@ -374,7 +384,8 @@ class TenantCycle(TenantJob):
         lease: Lease,
         report: CycleReport,
         progress: Progress | None,
-        deadline: float | None = None,
+        deadline: float | None,
+        state: TenantState | None,
     ) -> bool:
         """Send every due call; returns True when the tenant must pause (403/404/405)."""
         sync = self.settings.sync
@@ -393,7 +404,7 @@ class TenantCycle(TenantJob):
             hooks,
             batch_size=sync.batch_size,
             max_in_flight=sync.max_in_flight,
-            first_in_flight=self._first_in_flight,
+            first_in_flight=lambda: self._first_in_flight(state),
             stop=self.stop,
             deadline=deadline,
         )
@@ -401,10 +412,9 @@ class TenantCycle(TenantJob):
         report.yielded = pump.yielded
         return paused
 
-    def _first_in_flight(self) -> int:
+    def _first_in_flight(self, state: TenantState | None) -> int:
         """One batch first after a cycle that ended paused or with an error: a revoked key or
         a CRM still down then costs one refused request per cycle, not ``max_in_flight``."""
-        state = self.store.tenant(self.tenant.name)
         troubled = state is not None and (state.paused or state.last_error is not None)
         return 1 if troubled else self.settings.sync.max_in_flight
 
