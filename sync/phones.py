@@ -6,7 +6,10 @@ number raw: a local number written without its area code.
 The CRM matches customers by exact number, so every number we send is E.164 with ``+`` when
 phonenumbers (pinned metadata) says it is valid, and otherwise the digits as the PBX gave them
 (N4), never a guess. Parsing costs ~40 µs per number, so results are memoised: a PBX sees the
-same customers again and again, and the builder must keep up with a large back-fill.
+same customers again and again, and the builder must keep up with a large back-fill. The memo
+holds up to ``MEMO_SIZE`` numbers (~0.4 KB each); the live bridge (``serve``) normalises a
+few numbers per call, nearly all of them new, and passes ``memo=False``: there a memo would
+only keep every number of months of calls.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Literal
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
-__all__ = ["PhoneKind", "PhoneResult", "normalize_phone", "unwrap_clid"]
+__all__ = ["MEMO_SIZE", "PhoneKind", "PhoneResult", "memoised", "normalize_phone", "unwrap_clid"]
 
 PhoneKind = Literal["e164", "raw", "extension", "none"]
 
@@ -31,6 +34,8 @@ _MIN_DIGITS = 5
 _MAX_DIGITS = 20
 """Longer digit strings are not numbers (E.164 allows 15; prefixes add a few)."""
 _MAX_CACHED_INPUT = 64
+MEMO_SIZE = 1 << 16
+"""Numbers whose normalisation is memoised (batch work: the builder, back-fills, reports)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +68,17 @@ def normalize_phone(
     extension_pattern: re.Pattern[str] | str,
     dial_prefixes: tuple[str, ...] = (),
     area_code: str = "",
+    memo: bool = True,
 ) -> PhoneResult:
     """Apply N0 (only when ``dial_prefixes`` is given, i.e. for ``out`` calls), N1–N3, N5
-    (only when ``area_code`` is given), N4."""
+    (only when ``area_code`` is given), N4. ``memo=False``: the result is computed and not
+    remembered (numbers seen once, as a live call's)."""
     if not isinstance(raw, str):
         return _NONE_EMPTY
     pattern = (
         _compile(extension_pattern) if isinstance(extension_pattern, str) else extension_pattern
     )
-    if len(raw) > _MAX_CACHED_INPUT:
+    if not memo or len(raw) > _MAX_CACHED_INPUT:
         return _normalize(raw, country, pattern, dial_prefixes, area_code)
     return _normalize_cached(raw, country, pattern, dial_prefixes, area_code)
 
@@ -137,7 +144,12 @@ def _normalize(
     return PhoneResult(None, "none", f"{note}N4: {number} is too short")
 
 
-_normalize_cached = lru_cache(maxsize=1 << 16)(_normalize)
+_normalize_cached = lru_cache(maxsize=MEMO_SIZE)(_normalize)
+
+
+def memoised() -> int:
+    """How many normalisations the memo holds now (tests, diagnostics)."""
+    return _normalize_cached.cache_info().currsize
 
 
 def _parse_valid(number: str, country: str) -> tuple[str | None, str]:

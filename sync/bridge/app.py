@@ -311,7 +311,7 @@ class Bridge:
             return PlainTextResponse("", status_code=404)
         pbx = self.settings.pbx
         number = normalize_phone(
-            phone, country=pbx.country, extension_pattern=pbx.extension_pattern
+            phone, country=pbx.country, extension_pattern=pbx.extension_pattern, memo=False
         ).value
         if number is None:
             return PlainTextResponse("", status_code=404)

@@ -33,23 +33,35 @@ def check_caller(extensions: Mapping[str, int], code: str, user_id: str) -> Refu
 
 
 class Dedup:
-    """C5: the same (tenant, code, number) within ``window`` seconds is one click."""
+    """C5: the same (tenant, code, number) within ``window`` seconds is one click.
+
+    Only the clicks of the last ``window`` are kept: each click first forgets the expired ones
+    (the oldest come first, the window being fixed), so the table never holds more than one
+    window's clicks, and a click costs the same however many came before it.
+    """
 
     def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
         self.clock = clock
         self._seen: dict[tuple[str, str, str], float] = {}
+        """(tenant, code, number) → until when a repeat is a duplicate, oldest first."""
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     def first(self, tenant: str, code: str, e164: str) -> bool:
         """True for a new click (and remember it); False for a repeat inside the window."""
         now = self.clock()
-        if len(self._seen) > 1000:
-            self._seen = {k: t for k, t in self._seen.items() if t > now}
+        seen = self._seen
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest] > now:
+                break
+            del seen[oldest]
         key = (tenant, code, e164)
-        until = self._seen.get(key)
-        if until is not None and until > now:
+        if key in seen:
             return False
-        self._seen[key] = now + self.window
+        seen[key] = now + self.window
         return True
 
     def forget(self, tenant: str, code: str, e164: str) -> None:

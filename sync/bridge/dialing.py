@@ -41,9 +41,11 @@ def phone_text_problem(raw: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=64)
 def _parsed(e164: str) -> phonenumbers.PhoneNumber | None:
-    """One parse per number for the allow check and the dial string (immutable use only)."""
+    """One parse per click for its allow check and its dial string (immutable use only). The
+    two follow each other in one handler, so a few entries are all the reuse there is; a large
+    memo would only keep every number dialled (clicks are nearly all to different numbers)."""
     try:
         return phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
@@ -69,7 +71,7 @@ def dialable_e164(
     problem = phone_text_problem(raw)
     if problem:
         return Refusal(400, problem)
-    result = normalize_phone(raw, country=country, extension_pattern=extension_pattern)
+    result = normalize_phone(raw, country=country, extension_pattern=extension_pattern, memo=False)
     if result.kind != "e164" or result.value is None:
         return Refusal(400, "phone is not a valid number")
     if not number_allowed(result.value, allow, country):

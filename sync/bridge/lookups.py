@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from loguru import logger
@@ -23,7 +24,9 @@ from sync.engine.store import Store
 
 ROUTE_BUDGET_SECONDS = 1.0
 ROUTE_CACHE_SECONDS = 60.0
-ROUTE_CACHE_MAX = 50_000
+ROUTE_CACHE_MAX = 10_000
+"""Callers' answers kept at most (each for ``ROUTE_CACHE_SECONDS``): 10 000 inbound calls within
+a minute is beyond any switchboard; past it the oldest answers go first."""
 CRM_WORKERS = 4
 REFRESH_BUDGET_SECONDS = 30.0
 _CODE = re.compile(r"[0-9A-Za-z*#]+")
@@ -32,27 +35,40 @@ _CODE = re.compile(r"[0-9A-Za-z*#]+")
 class ManagerRouter:
     """Phone → the responsible manager's extension via ``GET /api/v5/telephony/manager``."""
 
-    def __init__(self, settings: Settings, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: ThreadPoolExecutor,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.pool = pool
+        self.clock = clock
         self.cache: dict[tuple[str, str], tuple[float, str | None]] = {}
+        """(tenant, caller) → (until when, extension), oldest first: only the last
+        ``ROUTE_CACHE_SECONDS`` of callers, at most ``ROUTE_CACHE_MAX``."""
 
     async def extension(self, tenant: LiveTenant, e164: str) -> str | None:
         """The extension to dial, or None (no manager, CRM slow or failing: the queue then)."""
         key = (tenant.name, e164)
-        now = time.monotonic()
         cached = self.cache.get(key)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > self.clock():
             return cached[1]
         lookup = asyncio.get_running_loop().run_in_executor(self.pool, self._ask_crm, tenant, e164)
         try:
             code = await asyncio.wait_for(lookup, ROUTE_BUDGET_SECONDS)
         except (TimeoutError, CRMError):
             return None  # slow or failed: not cached, the next call asks again
-        if len(self.cache) > ROUTE_CACHE_MAX:
-            self.cache.clear()
-        self.cache[key] = (now + ROUTE_CACHE_SECONDS, code)
+        self.remember(key, code)
         return code
+
+    def remember(self, key: tuple[str, str], code: str | None) -> None:
+        """Cache an answer; expired answers (and the oldest beyond the cap) go first."""
+        now, cache = self.clock(), self.cache
+        cache.pop(key, None)
+        cache[key] = (now + ROUTE_CACHE_SECONDS, code)
+        while len(cache) > ROUTE_CACHE_MAX or next(iter(cache.values()))[0] <= now:
+            del cache[next(iter(cache))]
 
     def _ask_crm(self, tenant: LiveTenant, e164: str) -> str | None:
         try:

@@ -79,14 +79,16 @@ class Context:
         self.direction_of = _spelling_map(tuple((k, values.spellings(k)) for k in DIRECTION_KEYS))
         self.result_of = _spelling_map(tuple((k, values.spellings(k)) for k in RESULT_KEYS))
 
-    def phone(self, raw: str | None, *, outbound: bool = False) -> PhoneResult:
-        """N0–N5 with this configuration; N0 (dial prefixes) only for an ``out`` number."""
+    def phone(self, raw: str | None, *, outbound: bool = False, memo: bool = True) -> PhoneResult:
+        """N0–N5 with this configuration; N0 (dial prefixes) only for an ``out`` number.
+        ``memo=False`` for a number seen once (a live call's): not kept in the memo."""
         return normalize_phone(
             raw,
             country=self.options.country,
             extension_pattern=self.extension,
             dial_prefixes=self.dial_prefixes if outbound else (),
             area_code=self.area_code,
+            memo=memo,
         )
 
     def naive_utc(self, now: datetime) -> datetime:

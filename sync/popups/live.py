@@ -75,7 +75,7 @@ class LivePopups:
         await self.sender.close()
 
     def expect_click(self, click_id: str, tenant: str) -> None:
-        self.machine.expect_click(click_id, tenant)
+        self.machine.expect_click(click_id, tenant, self.clock())
 
     # -- events ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from sync.calls.channels import channel_extension
 from sync.calls.context import Context
@@ -35,8 +35,24 @@ DIAL_HANGUP: dict[str, HangupStatus] = {
 """§6.5: ``hangupStatus`` of an extension closed early, from its own ``DialEnd``."""
 STALE_SECONDS = 6 * 3600.0
 """A call with no event for this long is closed and forgotten (its hangup was lost)."""
-ENDED_MEMORY = 10_000
-"""Linkedids of ended calls remembered, so late events of a call never re-open it."""
+ENDED_SECONDS = 60.0
+"""How long an ended call's linkedid is remembered, so its late events are ignored. The
+channels still up when the root hangs up report their own ``Hangup`` within moments (the same
+second on a real PBX): a minute is ample. An event of a call forgotten sooner still shows
+nothing (without its root channel a call is never shown); it only costs a record that the
+stale sweep removes."""
+ENDED_MEMORY = 2_000
+"""At most this many ended calls remembered: a call storm shortens the minute above instead of
+growing the table (2 000 calls ending within a minute is far beyond a real switchboard, and at
+the click benchmark's rate of hundreds a second an ended call is still remembered for seconds,
+while its late events follow within milliseconds)."""
+CLICK_SECONDS = 60.0
+"""How long a click waits for its call's root channel (which Asterisk creates as it runs the
+``Originate``, before the manager's phone even rings); a click whose call never came (the PBX
+refused it, the connection broke) is forgotten after this."""
+CLICK_MEMORY = 2_000
+"""At most this many clicks waiting for their call at once (the AMI event queue holds the
+events of some 600 clicks, so a backlog never pushes out a click whose call is still coming)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,8 @@ class _Call:
     dialled: str = ""
     """The root's ``Exten`` of an outbound call: what the extension dialled."""
     last_at: float = 0.0
+    aliases: list[str] = field(default_factory=list)
+    """Linkedids of consultation calls merged into this one (attended transfers)."""
 
     def ext_channels(self, ext: str) -> list[_Channel]:
         return [c for c in self.channels.values() if c.extension == ext and c.phone]
@@ -102,9 +120,10 @@ class PopupMachine:
         self.calls: dict[str, _Call] = {}
         self.ignored: list[tuple[str, str]] = []
         """(tenant or "-", reason) per call that gets no pop-up; the caller drains it."""
-        self._ended: OrderedDict[str, None] = OrderedDict()
-        self._aliases: OrderedDict[str, str] = OrderedDict()
-        self._clicks: OrderedDict[str, str] = OrderedDict()
+        self._ended: _Recent[None] = _Recent(ENDED_SECONDS, ENDED_MEMORY)
+        self._aliases: dict[str, str] = {}
+        """Consultation linkedid → the call it was merged into, while that call lives."""
+        self._clicks: _Recent[str] = _Recent(CLICK_SECONDS, CLICK_MEMORY)
         self._windows: dict[str, float] = {}
         self._gone: set[str] = set()
         self._tracking = False
@@ -113,10 +132,10 @@ class PopupMachine:
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def expect_click(self, linkedid: str, tenant: str) -> None:
+    def expect_click(self, linkedid: str, tenant: str, now: float) -> None:
         """The call a click's Originate creates (linkedid = its ``ChannelId``) is that
         tenant's, whatever the root channel's tenant field says."""
-        _remember(self._clicks, linkedid, tenant)
+        self._clicks.add(linkedid, tenant, now)
 
     def login(self) -> None:
         """A new AMI session starts. Until ``reconcile`` runs, what events say about channels
@@ -189,7 +208,7 @@ class PopupMachine:
         """P2/P8: direction, tenant, caller and DID come from the root channel."""
         call.root_seen = True
         call.inbound = channel.extension is None
-        click_tenant = self._clicks.pop(call.linkedid, None)
+        click_tenant = self._clicks.pop(call.linkedid)
         if click_tenant is not None:
             call.tenant = click_tenant
         else:
@@ -200,12 +219,17 @@ class PopupMachine:
             return
         call.dialled = "" if call.inbound else ev.exten
         if call.inbound:
-            call.phone = self.ctx.phone(ev.caller).value
+            call.phone = self._number(ev.caller)
             if call.phone is None:
                 self._ignore(call, "no number")
                 return
-            did = self.ctx.phone(ev.exten)
+            did = self.ctx.phone(ev.exten, memo=False)
             call.did = did.value or "" if did.kind == "e164" else ""
+
+    def _number(self, raw: str, *, outbound: bool = False) -> str | None:
+        """A live call's number in E.164 (or raw digits). Not memoised: nearly every call
+        brings a number of its own, and a memo would keep them all (sync/phones.py)."""
+        return self.ctx.phone(raw, outbound=outbound, memo=False).value
 
     def _ignore(self, call: _Call, reason: str) -> None:
         if not call.ignored:
@@ -240,7 +264,7 @@ class PopupMachine:
         # The trunk leg's caller ID is the number dialled; else the root's Exten, else the dial
         # string (``PJSIP/80291234567@provider`` → ``80291234567``).
         dialled = ev.dest_caller or call.dialled or ev.dial_string.rpartition("/")[2].split("@")[0]
-        phone = self.ctx.phone(dialled, outbound=True).value
+        phone = self._number(dialled, outbound=True)
         if phone is None:
             self._ignore(call, "no number")
             return []
@@ -386,7 +410,9 @@ class PopupMachine:
         out = [self._close(call, ext, status, at) for ext in list(call.shown)]
         self._windows.pop(call.linkedid, None)
         self.calls.pop(call.linkedid, None)
-        _remember(self._ended, call.linkedid, None)
+        for lid in (call.linkedid, *call.aliases):
+            self._aliases.pop(lid, None)
+            self._ended.add(lid, None, at)
         return out
 
     # -- transfers ---------------------------------------------------------------------------
@@ -417,7 +443,10 @@ class PopupMachine:
             return []
         out: list[Popup] = []
         consultation = self.calls.pop(second, None)
-        _remember(self._aliases, second, first)
+        merged = [second, *(consultation.aliases if consultation is not None else ())]
+        for lid in merged:
+            self._aliases[lid] = first
+        call.aliases += merged
         if consultation is not None:
             out += [
                 self._close(consultation, e, "answered", ev.at) for e in list(consultation.shown)
@@ -506,15 +535,38 @@ class PopupMachine:
         ext = call.channels[root.uniqueid].extension if root is not None else None
         if root is None or ext is None or not trunk:
             return []
-        phone = self.ctx.phone(root.exten, outbound=True).value
+        phone = self._number(root.exten, outbound=True)
         if phone is None:
             return []
         call.phone, call.out_extension = phone, ext
         return [self._show(call, "out", [ext], now)]
 
 
-def _remember(memory: OrderedDict[str, V], key: str, value: V) -> None:
-    memory[key] = value
-    memory.move_to_end(key)
-    while len(memory) > ENDED_MEMORY:
-        memory.popitem(last=False)
+class _Recent(Generic[V]):
+    """Keys remembered for ``seconds`` after they were added and at most ``limit`` of them,
+    the oldest forgotten first: a table kept per call stays bounded on a PBX that runs for
+    months, whatever its call rate. Expired keys go as new ones are added."""
+
+    __slots__ = ("_items", "limit", "seconds")
+
+    def __init__(self, seconds: float, limit: int) -> None:
+        self.seconds = seconds
+        self.limit = limit
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, key: str, value: V, at: float) -> None:
+        self._items.pop(key, None)
+        self._items[key] = (at, value)
+        items, oldest = self._items, at - self.seconds
+        while items and (len(items) > self.limit or next(iter(items.values()))[0] < oldest):
+            items.popitem(last=False)
+
+    def pop(self, key: str) -> V | None:
+        found = self._items.pop(key, None)
+        return None if found is None else found[1]

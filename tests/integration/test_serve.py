@@ -17,6 +17,7 @@ import requests
 import sqlalchemy as sa
 
 from models import RetailcrmCustomer
+from sync import phones
 from sync.commands.status import collect
 from sync.emulator import Emulator
 from sync.engine.runner import Runner
@@ -143,6 +144,25 @@ def test_repeated_click_is_one_originate(live: Live) -> None:
     assert 'retailcrm_sync_clicks_total{result="duplicate",tenant="shop"} 2.0' in (
         live.get("/metrics").text
     )
+
+
+def test_clicks_leave_nothing_per_number_behind_once_their_calls_ended(live: Live) -> None:
+    """Issue #12, flat memory: each click dials a number of its own. Once its call ended only
+    the dedup window remembers it; no memo, pending table or pop-up state keeps the number."""
+    wait_for(lambda: connected(live), "AMI login")
+    bridge = live.serve.service.bridge
+    popups = bridge.popups
+    assert popups is not None
+    phones._normalize_cached.cache_clear()
+    for n in range(20):
+        assert live.crm.click("101", f"+375 29 100-{n:02d}-00", 11).status == 200
+    wait_for(lambda: len(live.pbx.originated) == 20, "every originated call to play")
+    wait_for(lambda: popups.events_read >= live.pbx.events_sent, "serve to read the events")
+    wait_for(lambda: popups.sender.settled >= popups.submitted, "the pop-ups to settle")
+    assert popups.submitted == 40, "each click's call was shown (out) and closed (hangup)"
+    assert bridge.clicks == {} and popups.machine.calls == {} and not popups.machine._clicks
+    assert len(bridge.dedup) == 20
+    assert phones.memoised() == 0
 
 
 def test_pbx_refusal_is_502_with_its_message(

@@ -135,6 +135,19 @@ def test_c5_dedup_window() -> None:
     assert dedup.first("shop", "101", "+375291234567")
 
 
+def test_c5_dedup_keeps_only_the_clicks_of_the_last_window() -> None:
+    """A steady stream of clicks holds one window of them, not up to a thousand."""
+    now = [0.0]
+    dedup = Dedup(10, clock=lambda: now[0])
+    for n in range(3000):
+        now[0] = n * 0.5
+        assert dedup.first("shop", "101", f"+375291{n:06d}")
+        assert not dedup.first("shop", "101", f"+375291{n:06d}")
+    assert len(dedup) == 20
+    now[0] += 10
+    assert dedup.first("shop", "101", "+375291234567") and len(dedup) == 1
+
+
 def test_c4_originate_fields() -> None:
     click_id = new_click_id()
     assert re.fullmatch(r"c2c-[0-9a-f]{24}", click_id) and len(click_id) <= 32

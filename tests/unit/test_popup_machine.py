@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+from sync import phones
 from sync.ami.protocol import Message
 from sync.calls.context import Context
 from sync.calls.options import BuildOptions, TenantRoute
@@ -18,7 +19,15 @@ from sync.pbx_emulator.scenarios import (
     RingGroupCall,
 )
 from sync.popups.events import AmiEvent, Popup
-from sync.popups.machine import MachineOptions, PopupMachine, PopupOn
+from sync.popups.machine import (
+    CLICK_MEMORY,
+    CLICK_SECONDS,
+    ENDED_MEMORY,
+    ENDED_SECONDS,
+    MachineOptions,
+    PopupMachine,
+    PopupOn,
+)
 
 START = datetime(2026, 12, 1, 10, 0, 0)
 CUSTOMER, E164 = "80291234567", "+375291234567"
@@ -258,14 +267,14 @@ def test_internal_call_gets_nothing() -> None:
 def test_click_call_has_no_in_for_the_managers_phone_and_out_for_the_customer() -> None:
     click = ClickCall("c2c-0123456789abcdef01234567", "a-1", "109", CUSTOMER, START)
     m = machine(tenants=TWO)
-    m.expect_click(click.linkedid, "b")
+    m.expect_click(click.linkedid, "b", 0.0)
     popups = feed(m, click.events())
     assert brief(popups) == [("out", ("109",), ""), ("hangup", ("109",), "answered")]
     assert {p.tenant for p in popups} == {"b"}
     assert popups[0].phone == E164
     assert popups[0].call_external_id == PREFIX + click.linkedid
     refused = ClickCall("c2c-1", "a-2", "109", CUSTOMER, START, outcome="no answer")
-    m.expect_click(refused.linkedid, "b")
+    m.expect_click(refused.linkedid, "b", 0.0)
     assert feed(m, refused.events()) == [], "the manager never answered: no customer leg"
 
 
@@ -440,6 +449,63 @@ def test_a_long_session_keeps_no_memory_per_finished_call() -> None:
     m = machine()
     for n in range(50):
         click = ClickCall(f"c2c-{n:024x}", f"a-{n}", "109", CUSTOMER, START)
-        m.expect_click(click.linkedid, "b")
+        m.expect_click(click.linkedid, "b", n * 10.0)
         feed(m, click.events(), t0=n * 10.0)
     assert m.calls == {} and not m._gone
+
+
+def test_live_calls_keep_their_numbers_out_of_the_phone_memo() -> None:
+    """Nearly every call of a live PBX brings a number of its own: memoised, each one stayed
+    (~0.4 KB, two per click: most of serve's growth in the click benchmark)."""
+    phones._normalize_cached.cache_clear()
+    m = machine(tenants=TWO)
+    shown: set[str] = set()
+    for n in range(40):
+        number = f"8029{1_000_000 + n}"
+        click = ClickCall(f"c2c-{n:024x}", f"a-{n}", "109", number, START)
+        m.expect_click(click.linkedid, "b", n * 100.0)
+        inbound = RingGroupCall(f"in.{n}", number, DID, ("101",), START, tenant="A")
+        popups = feed(m, click.events(), t0=n * 100.0) + feed(m, inbound.events(), n * 100.0 + 50)
+        shown |= {p.phone for p in popups}
+    assert len(shown) == 40, "every call was shown with its number"
+    assert phones.memoised() == 0
+
+
+def test_ended_calls_are_remembered_for_a_minute_and_never_more_than_a_bounded_number() -> None:
+    """Late events of an ended call follow within moments; remembering more (it was the last
+    10 000 calls) only costs memory on a busy PBX."""
+    m = machine()
+    for n in range(ENDED_MEMORY + 500):  # a storm: every call ends inside the same minute
+        call = RingGroupCall(f"s.{n}", CUSTOMER, DID, ("101",), START)
+        feed(m, call.events(), t0=n * 0.01)
+    assert len(m._ended) == ENDED_MEMORY and m.calls == {}
+    events = RingGroupCall("late", CUSTOMER, DID, ("101",), START).events()
+    popups = feed(m, events, t0=1000.0)
+    ringing = next(e for e in events if e.get("ChannelState") == "5")
+    assert feed(m, [ringing], t0=1000.0 + ENDED_SECONDS / 2) == [], "still an ended call"
+    assert_alternates(popups)
+    assert len(m._ended) == 1, "the calls that ended more than a minute before are forgotten"
+
+
+def test_clicks_whose_call_never_came_are_forgotten() -> None:
+    m = machine(tenants=TWO)
+    for n in range(CLICK_MEMORY + 500):
+        m.expect_click(f"c2c-{n:024x}", "b", n * 0.001)
+    assert len(m._clicks) == CLICK_MEMORY
+    click = ClickCall("c2c-" + "f" * 24, "a-1", "109", CUSTOMER, START)
+    m.expect_click(click.linkedid, "b", CLICK_SECONDS * 2)
+    assert len(m._clicks) == 1, "clicks older than CLICK_SECONDS are gone"
+    popups = feed(m, click.events(), t0=CLICK_SECONDS * 2)
+    assert {p.tenant for p in popups} == {"b"} and not m._clicks
+
+
+def test_attended_transfers_are_forgotten_with_their_call() -> None:
+    m = machine(group=0.01)
+    for n in range(20):
+        call = AttendedTransferCall(f"4.{n}", CUSTOMER, DID, "110", "111", START)
+        assert_alternates(feed(m, call.events(), t0=n * 100.0))
+    assert m.calls == {} and m._aliases == {}
+    late = {"Event": "Newstate", "Channel": "PJSIP/111-000000ff", "Uniqueid": "4.19.c.9",
+            "Linkedid": "4.19.c", "ChannelState": "5"}  # fmt: skip
+    assert m.feed(AmiEvent.parse(Message.of(late), 1950.0)) == []
+    assert m.calls == {}, "a late event of the consultation is one of an ended call"
