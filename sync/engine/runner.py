@@ -30,8 +30,16 @@ from sync.engine.clients import ClientCache
 from sync.engine.customers import CustomerMap, MapReport
 from sync.engine.cycle import CycleOutcome, CycleReport, Progress, ResyncWindow, TenantCycle
 from sync.engine.orders import OrderMirror
-from sync.engine.store import Store, TenantState, this_owner
-from sync.engine.turns import due_first, may_be_idle, merged, unchanged
+from sync.engine.store import Store, TenantState, owner_is_dead, this_owner
+from sync.engine.turns import (
+    due_first,
+    live_owners,
+    may_be_idle,
+    merged,
+    presence_window,
+    shared_pass,
+    unchanged,
+)
 from sync.errors import first_line
 from sync.sources import open_source
 from sync.timeutil import Clock, utcnow
@@ -72,6 +80,8 @@ class Runner:
         self._source_lock = threading.Lock()
         self.clients = ClientCache(lambda t: daemon_client(self.settings, t), 2 * workers)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="tenant")
+        self.announced = False
+        """Whether this process has a presence row (a daemon's pass wrote it) to remove."""
         self.store.ensure_tenants(t.name for t in settings.tenants)
 
     @property
@@ -139,10 +149,17 @@ class Runner:
         A tenant that yields its slice goes to the back of the queue when ``drain`` (``once``:
         a cron run still delivers everything due), else waits for the next pass, where its
         ``next_run_at`` puts it first (the daemon). A resync window is never sliced.
+
+        The daemon's pass (``drain`` False) takes only its share when other daemons are live:
+        the tenants it is preferred for, then peers' overdue ones (``turns.shared_pass``).
+        ``once`` and ``resync`` take every chosen tenant; the leases keep them safe beside it.
         """
         chosen = {t.name: t for t in self.selected(tenants)}
         reports: dict[str, CycleReport] = {}
         todo = list(chosen.values())
+        shared = None if drain else self._share(todo)
+        if shared is not None:
+            todo = shared
         if window is None:
             todo, idle = self._idle_pass(todo)
             reports.update((r.tenant, r) for r in idle)
@@ -155,8 +172,38 @@ class Runner:
             reports[tenant.name] = report if previous is None else merged(previous, report)
             return drain and report.yielded
 
-        self.bounded(self._due(todo), run, done)
+        self.bounded(todo if shared is not None else self._due(todo), run, done)
         return [reports[n] for n in chosen if n in reports]
+
+    def _share(self, tenants: list[TenantSettings]) -> list[TenantSettings] | None:
+        """This daemon's share of ``tenants`` for the pass, in order: say it is alive (one
+        upsert), read who else is (one select) and the turns (one select), then
+        ``turns.shared_pass``. None when the database says nothing: the pass then takes every
+        tenant as if alone, first come first served, as the leases allow."""
+        now = self.clock()
+        daemon = self.settings.daemon
+        window = presence_window(daemon.interval, self.settings.sync.lease_seconds)
+        try:
+            self.store.announce(self.owner, now)
+            self.announced = True
+            rows = self.store.presences(seen_since=now - window)
+            next_runs = self.store.next_runs()
+        except Exception as exc:  # the cycles report the database themselves
+            logger.warning(
+                f"cannot read the other processes or the turns, taking every tenant: "
+                f"{first_line(exc, with_type=True)}"
+            )
+            return None
+        owners = live_owners(rows, now, window, owner_is_dead)
+        grace = timedelta(seconds=daemon.interval + daemon.jitter)
+        by_name = {t.name: t for t in tenants}
+        order = shared_pass(by_name, next_runs, self.owner, owners, now, grace)
+        if len(order) < len(tenants):
+            logger.debug(
+                f"{len(order)} of {len(tenants)} tenants are this process's share "
+                f"({len(set(owners) | {self.owner})} processes live)"
+            )
+        return [by_name[n] for n in order]
 
     def _idle_pass(
         self, tenants: list[TenantSettings]
@@ -304,6 +351,14 @@ class Runner:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.announced:
+            try:  # peers take over at their next pass; a row left behind ages out anyway
+                self.store.retire(self.owner)
+            except Exception as exc:
+                logger.warning(
+                    f"cannot remove this process from sync_owner, its peers take its tenants "
+                    f"when the row ages out: {first_line(exc, with_type=True)}"
+                )
         self.clients.close()
         with self._source_lock:
             if self._source is not None:

@@ -17,9 +17,18 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from models import UNSENT_WHERE, CallSync, CustomerClaim, RetailcrmCustomer, SyncRun, SyncTenant
+from models import (
+    UNSENT_WHERE,
+    CallSync,
+    CustomerClaim,
+    RetailcrmCustomer,
+    SyncOwner,
+    SyncRun,
+    SyncTenant,
+)
 from sync.batches import chunks
 from sync.engine.customer_changes import Change
 from sync.engine.state import UNSENT, Action, Derived, Failure, Status, Stored, diff
@@ -29,6 +38,7 @@ CALLS = cast(sa.Table, CallSync.__table__)
 CUSTOMERS = cast(sa.Table, RetailcrmCustomer.__table__)
 CLAIMS = cast(sa.Table, CustomerClaim.__table__)
 RUNS = cast(sa.Table, SyncRun.__table__)
+OWNERS = cast(sa.Table, SyncOwner.__table__)
 
 
 class LeaseLost(Exception):
@@ -91,6 +101,15 @@ class TenantState:
         if not self.crm_active:
             return "module deactivated in RetailCRM (/activity): nothing is uploaded"
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A daemon's row in ``sync_owner``: when it started and when its last pass began."""
+
+    owner: str
+    started_at: datetime
+    seen_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -840,3 +859,41 @@ class Store:
                 .values(payload=sa.null())
             ).rowcount
         return int(runs or 0), int(payloads or 0)
+
+    # -- processes (presence) -----------------------------------------------------------
+    # Which daemons share the tenants: it only orders the work (sync.engine.turns), the lease
+    # above stays the guarantee, so none of these statements is fenced.
+
+    def announce(self, owner: str, now: datetime) -> None:
+        """Insert or refresh this process's row in one statement (``started_at`` kept)."""
+        values = {"owner": owner, "started_at": now, "seen_at": now}
+        keep = {"seen_at": now}
+        query: sa.Executable
+        if self.engine.dialect.name == "postgresql":
+            query = postgresql.insert(OWNERS).values(values)
+            query = query.on_conflict_do_update(index_elements=[OWNERS.c.owner], set_=keep)
+        else:  # SQLite: the config refuses any other database for our tables
+            query = sqlite.insert(OWNERS).values(values)
+            query = query.on_conflict_do_update(index_elements=[OWNERS.c.owner], set_=keep)
+        with self.engine.begin() as conn:
+            conn.execute(query)
+
+    def presences(self, seen_since: datetime | None = None) -> list[Presence]:
+        """The processes' rows, those seen since ``seen_since`` when given, in one statement."""
+        query = sa.select(OWNERS.c.owner, OWNERS.c.started_at, OWNERS.c.seen_at)
+        if seen_since is not None:
+            query = query.where(OWNERS.c.seen_at >= seen_since)
+        with self.engine.connect() as conn:
+            return [Presence(*row) for row in conn.execute(query.order_by(OWNERS.c.owner))]
+
+    def retire(self, owner: str) -> None:
+        """A clean stop: peers take this process's tenants at their next pass, not one
+        presence window later."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(OWNERS).where(OWNERS.c.owner == owner))
+
+    def forget_presences(self, before: datetime) -> int:
+        """Rows of processes gone without a clean stop (kill -9, a crash), for housekeeping."""
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.delete(OWNERS).where(OWNERS.c.seen_at < before))
+        return int(result.rowcount or 0)
