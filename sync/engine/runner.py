@@ -49,6 +49,15 @@ FEW = 10
 """Up to this many idle tenants each get their own summary line, as a cycle would log."""
 
 
+def _take(names: set[str], name: str) -> bool:
+    """Whether ``name`` was in ``names``, which no longer holds it (thread-safe: GIL-atomic)."""
+    try:
+        names.remove(name)
+    except KeyError:
+        return False
+    return True
+
+
 def _probe_from(state: TenantState) -> datetime:
     assert state.probe_from is not None  # may_be_idle checked it
     return state.probe_from
@@ -119,11 +128,13 @@ class Runner:
             stale.close()
         self.clients.retain({t.name for t in settings.tenants})
 
-    def cycle(self, tenant: TenantSettings, client: RetailCRMClient) -> TenantCycle:
+    def cycle(
+        self, tenant: TenantSettings, client: RetailCRMClient, store: Store | None = None
+    ) -> TenantCycle:
         return TenantCycle(
             self.settings,
             tenant,
-            self.store,
+            store or self.store,
             client,
             source=lambda: self.source,
             owner=self.owner,
@@ -160,12 +171,14 @@ class Runner:
         shared = None if drain else self._share(todo)
         if shared is not None:
             todo = shared
+        changed: set[str] = set()
         if window is None:
-            todo, idle = self._idle_pass(todo)
+            todo, idle, changed = self._idle_pass(todo)
             reports.update((r.tenant, r) for r in idle)
 
         def run(tenant: TenantSettings) -> CycleReport:
-            return self._run_cycle(tenant, window, progress)
+            # Only its first slice may trust the pass's probe: later ones look again.
+            return self._run_cycle(tenant, window, progress, changed=_take(changed, tenant.name))
 
         def done(tenant: TenantSettings, report: CycleReport) -> bool:
             previous = reports.get(tenant.name)
@@ -207,21 +220,26 @@ class Runner:
 
     def _idle_pass(
         self, tenants: list[TenantSettings]
-    ) -> tuple[list[TenantSettings], list[CycleReport]]:
+    ) -> tuple[list[TenantSettings], list[CycleReport], set[str]]:
         """Set aside the tenants with nothing to do, in a handful of statements for all of
         them: their states, which have calls to send, one batched probe of the call log, one
         update. They cost no lease round trip; the rest get a cycle. Any failure here only
-        means every tenant gets its cycle, which then reports the failure itself."""
+        means every tenant gets its cycle, which then reports the failure itself.
+
+        Also returns the tenants whose probe just saw the call log change: their cycle need
+        not probe it again before reading."""
         now = self.clock()
         try:
             states = self.store.tenant_states()
             work = self.store.tenants_with_work(now)
             maybe = [t for t in tenants if may_be_idle(states.get(t.name), t.name in work, now)]
             if not maybe:
-                return tenants, []
+                return tenants, [], set()
             probes = [(_probe_from(states[t.name]), t.match) for t in maybe]
             seen = self.source.probe_many(probes)
-            idle = [t for t, fp in zip(maybe, seen, strict=True) if unchanged(states[t.name], fp)]
+            same = [unchanged(states[t.name], fp) for t, fp in zip(maybe, seen, strict=True)]
+            idle = [t for t, s in zip(maybe, same, strict=True) if s]
+            changed = {t.name for t, s in zip(maybe, same, strict=True) if not s}
             if idle:
                 next_run = now + timedelta(seconds=self.settings.daemon.interval)
                 self.store.mark_idle([t.name for t in idle], now, next_run)
@@ -229,7 +247,7 @@ class Runner:
             logger.warning(
                 f"idle check skipped, every tenant gets a cycle: {first_line(exc, with_type=True)}"
             )
-            return tenants, []
+            return tenants, [], set()
         reports = [
             CycleReport(t.name, outcome=CycleOutcome.IDLE, lag_seconds=0.0, started=now)
             for t in idle
@@ -243,7 +261,7 @@ class Runner:
                 "no cycle needed"
             )
         names = {t.name for t in idle}
-        return [t for t in tenants if t.name not in names], reports
+        return [t for t in tenants if t.name not in names], reports, changed
 
     def _due(self, tenants: list[TenantSettings]) -> list[TenantSettings]:
         if len(tenants) <= 1:
@@ -279,13 +297,20 @@ class Runner:
                     queue.append(item)
 
     def _run_cycle(
-        self, tenant: TenantSettings, window: ResyncWindow | None, progress: Progress | None
+        self,
+        tenant: TenantSettings,
+        window: ResyncWindow | None,
+        progress: Progress | None,
+        *,
+        changed: bool = False,
     ) -> CycleReport:
-        """A cycle that never raises: building its client counts as part of it."""
+        """A cycle that never raises: building its client counts as part of it. It runs on
+        one database connection of its own (``Store.pinned``)."""
         deadline = None if window else time.monotonic() + self.settings.sync.slice_seconds
         try:
-            with self.clients.use(tenant) as client:
-                return self.cycle(tenant, client).run(window, progress, deadline=deadline)
+            with self.clients.use(tenant) as client, self.store.pinned() as store:
+                cycle = self.cycle(tenant, client, store)
+                return cycle.run(window, progress, deadline=deadline, changed=changed)
         except Exception as exc:
             report = CycleReport(tenant.name, outcome=CycleOutcome.ERROR)
             report.error = first_line(exc, with_type=True)
