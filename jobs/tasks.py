@@ -103,15 +103,18 @@ class Tasks:
             self.runner.refresh_customers()
 
     def housekeeping(self) -> None:
-        """Drop ``sync_run`` rows and sent calls' payloads older than ``keep_days``."""
+        """Drop ``sync_run`` rows, sent calls' payloads and presence rows of processes gone
+        without a clean stop, older than ``keep_days``."""
         if self.stop.is_set():
             return
         with self.busy.running():
             before = utcnow() - timedelta(days=self.settings.daemon.keep_days)
             runs, payloads = self.runner.store.prune(before)
+            gone = self.runner.store.forget_presences(before)
             logger.info(
-                f"housekeeping: removed {runs} run reports and {payloads} payloads of calls "
-                f"sent before {before:%Y-%m-%d %H:%M} UTC"
+                f"housekeeping: removed {runs} run reports, {payloads} payloads of calls "
+                f"sent and {gone} rows of processes last seen before "
+                f"{before:%Y-%m-%d %H:%M} UTC"
             )
 
     def watchdog(self) -> None:

@@ -205,3 +205,17 @@ class SyncRun(Base):
     changed_after_upload: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lag_seconds: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncOwner(Base):
+    """One row per running daemon (``host:pid``), refreshed every pass: who shares the tenants.
+
+    Only the order of the work follows it (rendezvous hashing over the live rows, design §8);
+    the tenant lease stays the only guarantee, so a stale row costs at most a wait.
+    """
+
+    __tablename__ = "sync_owner"
+
+    owner: Mapped[str] = mapped_column(String(255), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    seen_at: Mapped[datetime] = mapped_column(DateTime)

@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar
@@ -254,7 +255,12 @@ class Settings:
         raise KeyError(name)
 
     def build_options(self) -> BuildOptions:
-        """The call builder's view of this configuration."""
+        """The call builder's view of this configuration; built once, as it lists every
+        tenant (thousands, from a directory) and the builder memoises its context by it."""
+        return self._build_options
+
+    @cached_property
+    def _build_options(self) -> BuildOptions:
         src, pbx = self.source, self.pbx
         return BuildOptions(
             country=pbx.country,

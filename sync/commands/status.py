@@ -1,16 +1,20 @@
 """``status``: per tenant, how many calls are where, how old the oldest waiting one is, and
-which process holds its lease. Two statements in all, whatever the number of tenants."""
+which process holds its lease; then the live daemons and how many tenants each is preferred
+for. Three statements in all, whatever the number of tenants or processes."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sync.commands.common import check_tenants, load_settings, open_database
-from sync.engine.store import Store, TenantState
+from sync.config import Settings
+from sync.engine.store import Presence, Store, TenantState, owner_is_dead
+from sync.engine.turns import live_owners, preferred_owner, presence_window
 from sync.timeutil import utcnow
 
 COLUMNS = ("pending", "sending", "sent", "failed", "dead", "skipped")
@@ -54,6 +58,29 @@ def rows(
     return result
 
 
+def processes(
+    settings: Settings,
+    presences: Sequence[Presence],
+    now: datetime,
+    is_dead: Callable[[str], bool] = owner_is_dead,
+) -> list[dict[str, Any]]:
+    """The live daemons (as their peers see them) and how many of the configured tenants
+    each is preferred for; rows of gone processes are left out."""
+    window = presence_window(settings.daemon.interval, settings.sync.lease_seconds)
+    live = live_owners(presences, now, window, is_dead)
+    preferred = Counter(preferred_owner(t.name, live) for t in settings.tenants) if live else {}
+    return [
+        {
+            "owner": p.owner,
+            "started_at": _iso(p.started_at),
+            "seen_seconds_ago": max(0, int((now - p.seen_at).total_seconds())),
+            "preferred_tenants": preferred.get(p.owner, 0),
+        }
+        for p in presences
+        if p.owner in live
+    ]
+
+
 def _owner(state: TenantState | None, now: datetime) -> str | None:
     """The process (``host:pid``) holding the tenant's lease now, if any."""
     if state is None or not state.lease_owner or state.lease_expires_at is None:
@@ -70,12 +97,15 @@ def run(args: argparse.Namespace) -> int:
     check_tenants(settings, args.tenant)
     engine = open_database(settings)
     names = args.tenant or [t.name for t in settings.tenants]
+    store = Store(engine)
+    now = utcnow()
     try:
-        tenants = collect(Store(engine), names, utcnow())
+        tenants = collect(store, names, now)
+        daemons = processes(settings, store.presences(), now)
     finally:
         engine.dispose()
     if args.json:
-        print(json.dumps({"tenants": tenants}, ensure_ascii=False))
+        print(json.dumps({"tenants": tenants, "processes": daemons}, ensure_ascii=False))
         return 0
     width = max([16, *(len(t["name"]) + 2 for t in tenants)])
     header = f"{'tenant':<{width}}" + "".join(f"{c:>9}" for c in COLUMNS)
@@ -88,4 +118,20 @@ def run(args: argparse.Namespace) -> int:
         if t["last_error"]:
             state = "PAUSED: " if t["paused"] else "last error: "
             print(f"{'':<{width}}{state}{t['last_error']}")
+    _print_processes(
+        daemons, presence_window(settings.daemon.interval, settings.sync.lease_seconds)
+    )
     return 0
+
+
+def _print_processes(daemons: Sequence[Mapping[str, Any]], window: timedelta) -> None:
+    if not daemons:
+        print(f"\nno daemon (`run`) seen in the last {window.total_seconds():g} s")
+        return
+    print(f"\n{len(daemons)} daemon(s) (`run`) share the tenants:")
+    width = max(len(d["owner"]) for d in daemons) + 2
+    for d in daemons:
+        print(
+            f"  {d['owner']:<{width}} seen {d['seen_seconds_ago']}s ago, "
+            f"preferred for {d['preferred_tenants']} tenants, started {d['started_at']}"
+        )

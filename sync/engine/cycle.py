@@ -24,7 +24,7 @@ from sync.crm import CRMError, UploadResult
 from sync.engine.customers import CustomerMap
 from sync.engine.pump import Batch, Outcome, Progress, PumpHooks, UploadPump
 from sync.engine.state import Derived, after_failure, batch_id
-from sync.engine.store import Lease, LeaseLost, TenantState
+from sync.engine.store import Claim, Lease, LeaseLost, TenantState, WindowSeen
 from sync.engine.tenant_job import TenantJob
 from sync.errors import first_line
 from sync.sources import SourceError
@@ -130,65 +130,61 @@ class TenantCycle(TenantJob):
         progress: Progress | None = None,
         *,
         deadline: float | None = None,
+        changed: bool = False,
     ) -> CycleReport:
         """One cycle; never raises: every failure, the claim and the finish included, ends up
         in the report (``error``), so one tenant cannot end another's cycle or the run.
 
         ``deadline`` (``time.monotonic``): after it no new batch is submitted and the report
-        says ``yielded`` when due calls were left for the next turn.
+        says ``yielded`` when due calls were left for the next turn. ``changed``: the caller
+        has just probed the call log and seen it change, so the cycle does not probe again.
         """
         now = self.clock()
         report = CycleReport(self.tenant.name, started=now)
         try:
-            lease = self.store.claim(
+            claim = self.store.claim(
                 self.tenant.name, self.owner, self.settings.sync.lease_seconds, now
             )
         except Exception as exc:
             self._failed(report, exc, "cannot claim the tenant")
             logger.warning(report.summary())
             return report
-        if lease is None:
+        if claim is None:
             report.outcome = CycleOutcome.BUSY
             logger.info(report.summary())
             return report
+        lease, state = claim.lease, claim.state
         paused = False
-        cursor: datetime | None = None
+        read: tuple[datetime | None, WindowSeen | None] = (None, None)
         try:
-            state = self.store.tenant(self.tenant.name)
-            crm_paused = state.crm_paused if state is not None else None
-            if crm_paused is not None:
-                report.outcome, report.error = CycleOutcome.PAUSED, crm_paused
+            if state.crm_paused is not None:
+                report.outcome, report.error = CycleOutcome.PAUSED, state.crm_paused
                 paused = True
             else:
-                cursor = self._record(lease, report, window, now, state)
+                read = self._record(claim, report, window, changed)
                 paused = self._send_due(lease, report, progress, deadline, state)
         except LeaseLost as exc:
             report.outcome, report.error = CycleOutcome.LEASE_LOST, str(exc)
         except Exception as exc:  # a cycle never takes the process down
             self._failed(report, exc, "cycle failed")
         finally:
-            self._finish(lease, report, cursor if window is None else None, paused)
+            cursor, seen = read if window is None else (None, None)
+            self._finish(lease, report, cursor, seen, paused)
         return report
 
     def _record(
-        self,
-        lease: Lease,
-        report: CycleReport,
-        window: ResyncWindow | None,
-        now: datetime,
-        state: TenantState | None,
-    ) -> datetime | None:
-        """Calls left ``sending`` go again; the window read and recorded: the new cursor."""
-        requeued = self.store.reset_sending(lease, now)
-        if requeued:
+        self, claim: Claim, report: CycleReport, window: ResyncWindow | None, changed: bool
+    ) -> tuple[datetime | None, WindowSeen | None]:
+        """The window read and recorded: the new cursor and what the read saw."""
+        if claim.requeued:
             logger.warning(
-                f"tenant {self.tenant.name}: {requeued} calls left 'sending' by an earlier "
-                "run go again (the CRM deduplicates them by externalId)"
+                f"tenant {self.tenant.name}: {claim.requeued} calls left 'sending' by an "
+                "earlier run go again (the CRM deduplicates them by externalId)"
             )
-        cursor = self._read_and_record(lease, report, window, state)
+        read = self._read_and_record(claim.lease, report, window, claim.state, changed)
         if report.new >= ANALYZE_AFTER:
             self.store.analyze_calls()
-        return cursor
+        return read
 
     def _send_due(
         self,
@@ -213,39 +209,63 @@ class TenantCycle(TenantJob):
             f"tenant {self.tenant.name}: {what}: {report.error}"
         )
 
-    def _finish(
-        self, lease: Lease, report: CycleReport, cursor: datetime | None, paused: bool
-    ) -> None:
-        """Store the cycle's end; each step on its own, best effort, so a database that
-        fails here still gets the lease released (or left to expire) and the report out."""
+    def _renew(self, lease: Lease) -> None:
+        """Keep the lease while a long cycle goes on: a fenced write once half of it is spent
+        (every fenced write renews it too, so most calls here write nothing)."""
         now = self.clock()
-        try:
-            report.lag_seconds = self._lag(now)
-        except Exception as exc:
-            self._failed(report, exc, "cannot read the lag")
-        try:
-            if report.outcome != CycleOutcome.LEASE_LOST:
-                next_run = now if report.yielded else now + self._interval
-                self.store.finish_cycle(
+        if lease.expires_at is None or lease.expires_at - now < timedelta(
+            seconds=lease.seconds / 2
+        ):
+            self.store.extend(lease, now)
+
+    def _finish(
+        self,
+        lease: Lease,
+        report: CycleReport,
+        cursor: datetime | None,
+        seen: WindowSeen | None,
+        paused: bool,
+    ) -> None:
+        """Store the cycle's end: one transaction (lag, tenant row, lease given up, run
+        report). When that fails each part is tried on its own, best effort, so a database
+        that fails here still gets the lease released (or left to expire) and the report
+        out."""
+        now = self.clock()
+        if report.outcome != CycleOutcome.LEASE_LOST:
+            next_run = now if report.yielded else now + self._interval
+            try:
+                report.lag_seconds = self.store.finish_cycle(
                     lease,
                     now=now,
                     cursor=cursor,
                     error=report.error,
                     paused=paused,
                     next_run_at=next_run,
+                    seen=seen,
+                    run=self._run_row(report, now),
                 )
-        except LeaseLost as exc:
-            report.outcome, report.error = CycleOutcome.LEASE_LOST, str(exc)
-        except Exception as exc:
-            self._failed(report, exc, "cannot store the cycle's end")
+                self._log(report)
+                return
+            except LeaseLost as exc:
+                report.outcome, report.error = CycleOutcome.LEASE_LOST, str(exc)
+            except Exception as exc:
+                self._failed(report, exc, "cannot store the cycle's end")
+                try:
+                    self.store.release(lease)
+                except Exception as exc:  # the lease expires by itself
+                    self._failed(report, exc, "cannot release the lease (it expires by itself)")
         try:
-            self.store.release(lease)
-        except Exception as exc:  # the lease expires after lease_seconds
-            self._failed(report, exc, "cannot release the lease (it expires by itself)")
+            report.lag_seconds = self._lag(now)
+        except Exception as exc:
+            self._failed(report, exc, "cannot read the lag")
         try:
             self.store.record_run(self._run_row(report, now))
         except Exception as exc:
             self._failed(report, exc, "cannot record the run")
+        self._log(report)
+
+    @staticmethod
+    def _log(report: CycleReport) -> None:
         log = logger.warning if report.error else logger.info
         log(report.summary())
 
@@ -293,24 +313,26 @@ class TenantCycle(TenantJob):
         lease: Lease,
         report: CycleReport,
         window: ResyncWindow | None,
-        state: TenantState | None,
-    ) -> datetime | None:
-        """Read the window page by page, record every complete call; returns the new cursor.
+        state: TenantState,
+        changed: bool,
+    ) -> tuple[datetime | None, WindowSeen | None]:
+        """Read the window page by page, record every complete call; returns the new cursor
+        and what the read saw (both None for a resync window or an unchanged one).
 
         A regular cycle first asks the source whether anything changed since the last full
         read (row count and newest time from the last read's start, on the time index) and
         whether a settling call has become due; if neither, the window is not read at all.
         That keeps an idle poll of a huge log to a few index lookups. ``state`` is the
-        tenant row as read once at the cycle's start (the lease keeps others from changing it).
+        tenant row as the claim returned it (the lease keeps others from changing it).
         """
         now = self.clock()
         source = self.source()
         match = self.tenant.match
         if window is None:
-            if state is not None and self._unchanged(state, source, now):
+            if not changed and self._unchanged(state, source, now):
                 report.outcome = CycleOutcome.IDLE
-                return None
-            start, end = self.window(now, state.cursor if state else None)
+                return None, None
+            start, end = self.window(now, state.cursor)
         else:
             start, end = window.since, window.until
         fingerprint = source.probe(start, tenant_match=match) if window is None else None
@@ -345,13 +367,13 @@ class TenantCycle(TenantJob):
                 )
             for external_id, warning in counts.warnings:
                 logger.warning(f"tenant {self.tenant.name}: call {external_id}: {warning}")
-            self.store.extend(lease, self.settings.sync.lease_seconds, self.clock())
+            self._renew(lease)
         if fingerprint is None:
-            return None
-        self.store.record_window(lease, start, fingerprint, recheck_at)
+            return None, None
+        seen = WindowSeen(start, fingerprint[0], fingerprint[1], recheck_at)
         # Everything before the oldest incomplete call (or the window's end) is recorded.
         position = oldest_incomplete if oldest_incomplete is not None else end
-        return local_to_utc(min(position, end), self.settings.source.timezone)
+        return local_to_utc(min(position, end), self.settings.source.timezone), seen
 
     def _unchanged(self, state: TenantState, source: Any, now: datetime) -> bool:
         """True when the last full read's window has no new rows and nothing became due."""
@@ -398,7 +420,7 @@ class TenantCycle(TenantJob):
             settle=lambda batch, outcome, answer: self._settle(
                 lease, report, batch, outcome, answer
             ),
-            tick=lambda: self.store.extend(lease, sync.lease_seconds, self.clock()),
+            tick=lambda: self._renew(lease),
         )
         pump = UploadPump(
             hooks,

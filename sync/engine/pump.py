@@ -70,7 +70,7 @@ class PumpHooks:
     """The cycle's side of the pump; every hook runs on the pump's (the cycle's) thread."""
 
     due: Callable[[int], Sequence[DueCall]]
-    """Up to n due calls not yet handed out in this cycle, oldest first."""
+    """Up to n due calls not yet handed out in this cycle, oldest first; fewer than n: no more."""
     prepare: Callable[[Batch], None]
     """Before a batch's POST: create customers, mark it ``sending``."""
     send: Callable[[Batch], UploadResult]
@@ -107,6 +107,7 @@ class UploadPump:
         in_flight: dict[Future[UploadResult], Batch] = {}
         limit: int | None = None  # decided when there is something to send
         submitting, paused = True, False
+        drained = False  # the last read of due calls came back short: there are no more
         done = known = 0
         with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="upload") as pool:
             while True:
@@ -115,11 +116,15 @@ class UploadPump:
                         break
                     if self._out_of_time():
                         # The slice is spent: what is due waits for the tenant's next turn.
-                        self.yielded = bool(queue) or bool(self.hooks.due(1))
+                        self.yielded = bool(queue) or (not drained and bool(self.hooks.due(1)))
                         submitting = False
                         break
                     if not queue:
-                        due = self.hooks.due(self.batch_size * self.max_in_flight * 4)
+                        if drained:
+                            break
+                        wanted = self.batch_size * self.max_in_flight * 4
+                        due = self.hooks.due(wanted)
+                        drained = len(due) < wanted
                         if not due:
                             break
                         known += len(due)

@@ -30,8 +30,16 @@ from sync.engine.clients import ClientCache
 from sync.engine.customers import CustomerMap, MapReport
 from sync.engine.cycle import CycleOutcome, CycleReport, Progress, ResyncWindow, TenantCycle
 from sync.engine.orders import OrderMirror
-from sync.engine.store import Store, TenantState, this_owner
-from sync.engine.turns import due_first, may_be_idle, merged, unchanged
+from sync.engine.store import Store, TenantState, owner_is_dead, this_owner
+from sync.engine.turns import (
+    due_first,
+    live_owners,
+    may_be_idle,
+    merged,
+    presence_window,
+    shared_pass,
+    unchanged,
+)
 from sync.errors import first_line
 from sync.sources import open_source
 from sync.timeutil import Clock, utcnow
@@ -39,6 +47,15 @@ from sync.timeutil import Clock, utcnow
 R = TypeVar("R")
 FEW = 10
 """Up to this many idle tenants each get their own summary line, as a cycle would log."""
+
+
+def _take(names: set[str], name: str) -> bool:
+    """Whether ``name`` was in ``names``, which no longer holds it (thread-safe: GIL-atomic)."""
+    try:
+        names.remove(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _probe_from(state: TenantState) -> datetime:
@@ -72,6 +89,8 @@ class Runner:
         self._source_lock = threading.Lock()
         self.clients = ClientCache(lambda t: daemon_client(self.settings, t), 2 * workers)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="tenant")
+        self.announced = False
+        """Whether this process has a presence row (a daemon's pass wrote it) to remove."""
         self.store.ensure_tenants(t.name for t in settings.tenants)
 
     @property
@@ -109,11 +128,13 @@ class Runner:
             stale.close()
         self.clients.retain({t.name for t in settings.tenants})
 
-    def cycle(self, tenant: TenantSettings, client: RetailCRMClient) -> TenantCycle:
+    def cycle(
+        self, tenant: TenantSettings, client: RetailCRMClient, store: Store | None = None
+    ) -> TenantCycle:
         return TenantCycle(
             self.settings,
             tenant,
-            self.store,
+            store or self.store,
             client,
             source=lambda: self.source,
             owner=self.owner,
@@ -139,42 +160,86 @@ class Runner:
         A tenant that yields its slice goes to the back of the queue when ``drain`` (``once``:
         a cron run still delivers everything due), else waits for the next pass, where its
         ``next_run_at`` puts it first (the daemon). A resync window is never sliced.
+
+        The daemon's pass (``drain`` False) takes only its share when other daemons are live:
+        the tenants it is preferred for, then peers' overdue ones (``turns.shared_pass``).
+        ``once`` and ``resync`` take every chosen tenant; the leases keep them safe beside it.
         """
         chosen = {t.name: t for t in self.selected(tenants)}
         reports: dict[str, CycleReport] = {}
         todo = list(chosen.values())
+        shared = None if drain else self._share(todo)
+        if shared is not None:
+            todo = shared
+        changed: set[str] = set()
         if window is None:
-            todo, idle = self._idle_pass(todo)
+            todo, idle, changed = self._idle_pass(todo)
             reports.update((r.tenant, r) for r in idle)
 
         def run(tenant: TenantSettings) -> CycleReport:
-            return self._run_cycle(tenant, window, progress)
+            # Only its first slice may trust the pass's probe: later ones look again.
+            return self._run_cycle(tenant, window, progress, changed=_take(changed, tenant.name))
 
         def done(tenant: TenantSettings, report: CycleReport) -> bool:
             previous = reports.get(tenant.name)
             reports[tenant.name] = report if previous is None else merged(previous, report)
             return drain and report.yielded
 
-        self.bounded(self._due(todo), run, done)
+        self.bounded(todo if shared is not None else self._due(todo), run, done)
         return [reports[n] for n in chosen if n in reports]
+
+    def _share(self, tenants: list[TenantSettings]) -> list[TenantSettings] | None:
+        """This daemon's share of ``tenants`` for the pass, in order: say it is alive (one
+        upsert), read who else is (one select) and the turns (one select), then
+        ``turns.shared_pass``. None when the database says nothing: the pass then takes every
+        tenant as if alone, first come first served, as the leases allow."""
+        now = self.clock()
+        daemon = self.settings.daemon
+        window = presence_window(daemon.interval, self.settings.sync.lease_seconds)
+        try:
+            self.store.announce(self.owner, now)
+            self.announced = True
+            rows = self.store.presences(seen_since=now - window)
+            next_runs = self.store.next_runs()
+        except Exception as exc:  # the cycles report the database themselves
+            logger.warning(
+                f"cannot read the other processes or the turns, taking every tenant: "
+                f"{first_line(exc, with_type=True)}"
+            )
+            return None
+        owners = live_owners(rows, now, window, owner_is_dead)
+        grace = timedelta(seconds=daemon.interval + daemon.jitter)
+        by_name = {t.name: t for t in tenants}
+        order = shared_pass(by_name, next_runs, self.owner, owners, now, grace)
+        if len(order) < len(tenants):
+            logger.debug(
+                f"{len(order)} of {len(tenants)} tenants are this process's share "
+                f"({len(set(owners) | {self.owner})} processes live)"
+            )
+        return [by_name[n] for n in order]
 
     def _idle_pass(
         self, tenants: list[TenantSettings]
-    ) -> tuple[list[TenantSettings], list[CycleReport]]:
+    ) -> tuple[list[TenantSettings], list[CycleReport], set[str]]:
         """Set aside the tenants with nothing to do, in a handful of statements for all of
         them: their states, which have calls to send, one batched probe of the call log, one
         update. They cost no lease round trip; the rest get a cycle. Any failure here only
-        means every tenant gets its cycle, which then reports the failure itself."""
+        means every tenant gets its cycle, which then reports the failure itself.
+
+        Also returns the tenants whose probe just saw the call log change: their cycle need
+        not probe it again before reading."""
         now = self.clock()
         try:
             states = self.store.tenant_states()
             work = self.store.tenants_with_work(now)
             maybe = [t for t in tenants if may_be_idle(states.get(t.name), t.name in work, now)]
             if not maybe:
-                return tenants, []
+                return tenants, [], set()
             probes = [(_probe_from(states[t.name]), t.match) for t in maybe]
             seen = self.source.probe_many(probes)
-            idle = [t for t, fp in zip(maybe, seen, strict=True) if unchanged(states[t.name], fp)]
+            same = [unchanged(states[t.name], fp) for t, fp in zip(maybe, seen, strict=True)]
+            idle = [t for t, s in zip(maybe, same, strict=True) if s]
+            changed = {t.name for t, s in zip(maybe, same, strict=True) if not s}
             if idle:
                 next_run = now + timedelta(seconds=self.settings.daemon.interval)
                 self.store.mark_idle([t.name for t in idle], now, next_run)
@@ -182,7 +247,7 @@ class Runner:
             logger.warning(
                 f"idle check skipped, every tenant gets a cycle: {first_line(exc, with_type=True)}"
             )
-            return tenants, []
+            return tenants, [], set()
         reports = [
             CycleReport(t.name, outcome=CycleOutcome.IDLE, lag_seconds=0.0, started=now)
             for t in idle
@@ -196,7 +261,7 @@ class Runner:
                 "no cycle needed"
             )
         names = {t.name for t in idle}
-        return [t for t in tenants if t.name not in names], reports
+        return [t for t in tenants if t.name not in names], reports, changed
 
     def _due(self, tenants: list[TenantSettings]) -> list[TenantSettings]:
         if len(tenants) <= 1:
@@ -232,13 +297,20 @@ class Runner:
                     queue.append(item)
 
     def _run_cycle(
-        self, tenant: TenantSettings, window: ResyncWindow | None, progress: Progress | None
+        self,
+        tenant: TenantSettings,
+        window: ResyncWindow | None,
+        progress: Progress | None,
+        *,
+        changed: bool = False,
     ) -> CycleReport:
-        """A cycle that never raises: building its client counts as part of it."""
+        """A cycle that never raises: building its client counts as part of it. It runs on
+        one database connection of its own (``Store.pinned``)."""
         deadline = None if window else time.monotonic() + self.settings.sync.slice_seconds
         try:
-            with self.clients.use(tenant) as client:
-                return self.cycle(tenant, client).run(window, progress, deadline=deadline)
+            with self.clients.use(tenant) as client, self.store.pinned() as store:
+                cycle = self.cycle(tenant, client, store)
+                return cycle.run(window, progress, deadline=deadline, changed=changed)
         except Exception as exc:
             report = CycleReport(tenant.name, outcome=CycleOutcome.ERROR)
             report.error = first_line(exc, with_type=True)
@@ -304,6 +376,14 @@ class Runner:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.announced:
+            try:  # peers take over at their next pass; a row left behind ages out anyway
+                self.store.retire(self.owner)
+            except Exception as exc:
+                logger.warning(
+                    f"cannot remove this process from sync_owner, its peers take its tenants "
+                    f"when the row ages out: {first_line(exc, with_type=True)}"
+                )
         self.clients.close()
         with self._source_lock:
             if self._source is not None:

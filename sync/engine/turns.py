@@ -1,17 +1,19 @@
-"""Whose turn it is: the order due tenants are cycled in, and one report from several slices.
+"""Whose turn it is: the order due tenants are cycled in, which daemon starts on which
+tenant, and one report from several slices.
 
-Pure: no I/O. The runner asks the store for ``next_run_at`` and hands it here.
+Pure: no I/O. The runner asks the store for ``next_run_at`` and the live processes and hands
+them here.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sync.engine.cycle import FAILED_OUTCOMES, CycleOutcome, CycleReport
-from sync.engine.store import TenantState
+from sync.engine.store import Presence, TenantState
 
 _EPOCH = datetime(1970, 1, 1)
 COUNTS = (
@@ -46,6 +48,75 @@ def due_first(
         return (at is not None, at or _EPOCH, spread if salt else name)
 
     return sorted(names, key=key)
+
+
+def _weight(tenant: str, owner: str) -> int:
+    digest = hashlib.blake2b(f"{owner}\0{tenant}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def preferred_owner(tenant: str, owners: Iterable[str]) -> str:
+    """The process that starts on ``tenant``: rendezvous (highest random weight) hashing.
+
+    Every process computes the same answer from the same set of owners with no messages; the
+    tenants spread evenly, and when a process comes or goes only the tenants it gains or loses
+    change hands (about 1/n of them), so next_run_at history stays meaningful.
+    """
+    return max(owners, key=lambda owner: (_weight(tenant, owner), owner))
+
+
+def presence_window(interval: float, lease_seconds: float) -> timedelta:
+    """How long a presence row counts as a live process after its last pass: three ticks (a
+    slow pass or a late tick is not death), and never shorter than a lease."""
+    return timedelta(seconds=max(3 * interval, lease_seconds))
+
+
+def live_owners(
+    rows: Iterable[Presence],
+    now: datetime,
+    window: timedelta,
+    is_dead: Callable[[str], bool],
+) -> dict[str, datetime]:
+    """Owner -> started_at of the processes seen within ``window`` whose pid is not known dead
+    (``is_dead`` can only tell for this host; another host's row ages out instead)."""
+    return {
+        row.owner: row.started_at
+        for row in rows
+        if row.seen_at >= now - window and not is_dead(row.owner)
+    }
+
+
+def shared_pass(
+    names: Collection[str],
+    next_run: Mapping[str, datetime | None],
+    owner: str,
+    owners: Mapping[str, datetime],
+    now: datetime,
+    grace: timedelta,
+) -> list[str]:
+    """The tenants a daemon takes in this pass, in order, given the live ``owners``
+    (owner -> started_at, this process included or not).
+
+    First the tenants this process is preferred for (``due_first`` order); then those preferred
+    by a peer that are overdue: their ``next_run_at`` is older than ``now - grace``, one whole
+    tick (interval + jitter) the peer let pass: it is slow, stuck or dead. A tenant the peer
+    never ran counts from the peer's start. The peers' other tenants are left to them this
+    pass. Alone, it is ``due_first`` of every name: the order before processes shared.
+    """
+    peers = set(owners) - {owner}
+    if not peers:
+        return due_first(names, next_run, owner)
+    everyone = sorted(peers | {owner})
+    cutoff = now - grace
+    own: list[str] = []
+    overdue: list[str] = []
+    for name in names:
+        preferred = preferred_owner(name, everyone)
+        if preferred == owner:
+            own.append(name)
+        elif (next_run.get(name) or owners[preferred]) < cutoff:
+            overdue.append(name)
+    return due_first(own, next_run, owner) + due_first(overdue, next_run, owner)
 
 
 def merged(first: CycleReport, later: CycleReport) -> CycleReport:

@@ -3,7 +3,8 @@
 What an operator relies on: calls written while the daemon runs arrive; SIGTERM in the middle
 of an upload lets the batch in flight finish and exits 0 within stop_timeout, leaving nothing
 `sending` and no lease held; a database that drops every connection is recovered on the next
-tick; systemd hears READY, STATUS, WATCHDOG and STOPPING on its notify socket.
+tick; systemd hears READY, STATUS, WATCHDOG and STOPPING on its notify socket; its presence row
+(``sync_owner``) is there while it runs and gone after a clean stop.
 """
 
 from __future__ import annotations
@@ -126,6 +127,14 @@ def counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
+def presences(url: str) -> list[str]:
+    engine = db.make_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        return [p.owner for p in Store(engine).presences()]
+    finally:
+        engine.dispose()
+
+
 def config(tmp_path: Path, url: str, emu: Emulator, **sync: int) -> Path:
     return write_config(tmp_path, db_url=url, crm_url=emu.base_url, sync=sync, extra=DAEMON)
 
@@ -155,6 +164,7 @@ def test_calls_added_while_running_arrive_and_systemd_is_told(
         with daemon(path, tmp_path, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="2000000") as proc:
             want = set(expected_payloads(settings, first))
             wait_for(lambda: want <= uploaded(emulator), "the first calls")
+            assert presences(pg_url) == [f"{socket.gethostname()}:{proc.pid}"], "it says so"
             later = add_calls(pg_url, 15, seed=4, hours_ago=1)
             want_later = set(expected_payloads(settings, later))
             assert want_later and not want_later & want
@@ -164,6 +174,7 @@ def test_calls_added_while_running_arrive_and_systemd_is_told(
             assert proc.wait(timeout=STOP_TIMEOUT + 2) == 0
         wait_for(lambda: "STOPPING=1" in notify.assignments(), "STOPPING=1", deadline=2)
         sent = notify.assignments()
+        assert presences(pg_url) == [], "a clean stop leaves no presence row behind"
     finally:
         notify.close()
     assert sent[0] == "READY=1"

@@ -24,7 +24,7 @@ from sync.cli import main
 from sync.commands.common import exit_code
 from sync.emulator import Emulator
 from sync.engine.runner import Runner
-from sync.engine.store import Lease, Store
+from sync.engine.store import Claim, Lease, Store
 from sync.sources import leg_sort_key
 from sync.timeutil import utcnow
 from tests.engine_fixtures import fill_cdr, generated, write_config
@@ -117,15 +117,15 @@ class FlakyStore(Store):
         self.victim = tenant
         self.where = where
 
-    def claim(self, tenant: str, *args: Any, **kwargs: Any) -> Lease | None:
+    def claim(self, tenant: str, *args: Any, **kwargs: Any) -> Claim | None:
         if tenant == self.victim and self.where == "claim":
             raise sa.exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached")
         return super().claim(tenant, *args, **kwargs)
 
-    def finish_cycle(self, lease: Lease, **kwargs: Any) -> None:
+    def finish_cycle(self, lease: Lease, **kwargs: Any) -> float:
         if lease.tenant == self.victim and self.where == "finish":
             raise sa.exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached")
-        super().finish_cycle(lease, **kwargs)
+        return super().finish_cycle(lease, **kwargs)
 
     def oldest_unsent(self, tenant: str) -> datetime | None:
         if tenant == self.victim and self.where == "finish":
@@ -331,6 +331,7 @@ def test_status_filters_by_tenant_shows_the_owner_in_two_statements(
     assert main(["--config", str(settings.path), "status", "--tenant", "t7"]) == 0
     text = capsys.readouterr().out
     assert "elsewhere:4242" in text and "t8" not in text
+    assert "no daemon (`run`) seen in the last 30 s" in text, "once writes no presence row"
 
 
 def test_idle_tenants_cost_a_handful_of_statements_and_no_lease(

@@ -1,0 +1,122 @@
+"""Fair share between daemons (issue 15): rendezvous hashing over the live processes and the
+order of a daemon's pass. Pure: owners, turns and time are given."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sync.engine.store import Presence
+from sync.engine.turns import (
+    due_first,
+    live_owners,
+    preferred_owner,
+    presence_window,
+    shared_pass,
+)
+
+NOW = datetime(2026, 3, 2, 10, 0, 0)
+GRACE = timedelta(seconds=10)
+TENANTS = [f"e{i:05d}" for i in range(3_000)]
+THREE = ["pbx-a:101", "pbx-b:202", "pbx-c:303"]
+
+
+def owners_of(names: list[str], owners: list[str]) -> dict[str, str]:
+    return {n: preferred_owner(n, owners) for n in names}
+
+
+def test_three_owners_each_get_a_third_within_ten_percent() -> None:
+    shares = Counter(owners_of(TENANTS, THREE).values())
+    assert set(shares) == set(THREE)
+    assert all(900 <= count <= 1_100 for count in shares.values()), shares
+
+
+def test_the_answer_depends_on_the_set_of_owners_not_their_order() -> None:
+    assert owners_of(TENANTS[:200], THREE) == owners_of(TENANTS[:200], THREE[::-1])
+
+
+def test_a_fourth_owner_takes_about_a_quarter_and_only_from_the_others() -> None:
+    before = owners_of(TENANTS, THREE)
+    after = owners_of(TENANTS, [*THREE, "pbx-d:404"])
+    moved = [n for n in TENANTS if before[n] != after[n]]
+    assert all(after[n] == "pbx-d:404" for n in moved), "no tenant moves between the old three"
+    assert 0.20 * len(TENANTS) <= len(moved) <= 0.30 * len(TENANTS), len(moved)
+
+
+def test_a_gone_owner_hands_over_only_its_own_tenants() -> None:
+    before = owners_of(TENANTS, THREE)
+    after = owners_of(TENANTS, THREE[1:])
+    moved = {n for n in TENANTS if before[n] != after[n]}
+    assert moved == {n for n in TENANTS if before[n] == THREE[0]}
+    shares = Counter(after.values())
+    assert all(1_350 <= count <= 1_650 for count in shares.values()), shares
+
+
+def turns_for(names: list[str], at: datetime | None) -> dict[str, datetime | None]:
+    return dict.fromkeys(names, at)
+
+
+def test_own_tenants_first_then_the_peers_overdue_ones_fresh_ones_left_out() -> None:
+    names = TENANTS[:90]
+    me, peer, other = THREE
+    started = NOW - timedelta(hours=1)
+    owners = dict.fromkeys(THREE, started)
+    of = owners_of(names, THREE)
+    mine = [n for n in names if of[n] == me]
+    theirs = [n for n in names if of[n] != me]
+    overdue, fresh = theirs[::2], theirs[1::2]
+    next_run: dict[str, datetime | None] = {}
+    next_run |= turns_for(mine, NOW - timedelta(seconds=1))
+    next_run |= turns_for(overdue, NOW - GRACE - timedelta(seconds=1))  # missed a whole tick
+    next_run |= turns_for(fresh, NOW - GRACE + timedelta(seconds=1))  # due, the peer on time
+    next_run[mine[0]] = NOW - timedelta(minutes=5)  # yielded long ago: still first
+    order = shared_pass(names, next_run, me, owners, NOW, GRACE)
+    assert order[: len(mine)] == due_first(mine, next_run, me)
+    assert order[0] == mine[0]
+    assert order[len(mine) :] == due_first(overdue, next_run, me)
+    assert not set(order) & set(fresh)
+    assert {of[n] for n in overdue} == {peer, other}, "both peers' late tenants are taken"
+
+
+def test_a_tenant_the_peer_never_ran_counts_from_the_peers_start() -> None:
+    names = TENANTS[:60]
+    me, peer, _ = THREE
+    of = owners_of(names, THREE[:2])
+    theirs = {n for n in names if of[n] == peer}
+    never: dict[str, datetime | None] = dict.fromkeys(names)
+    just_started = {me: NOW, peer: NOW - GRACE + timedelta(seconds=1)}
+    assert set(shared_pass(names, never, me, just_started, NOW, GRACE)) == set(names) - theirs
+    long_ago = {me: NOW, peer: NOW - GRACE - timedelta(seconds=1)}
+    assert set(shared_pass(names, never, me, long_ago, NOW, GRACE)) == set(names)
+
+
+def test_alone_the_pass_is_the_order_before_sharing() -> None:
+    names = TENANTS[:50]
+    next_run = {n: NOW - timedelta(seconds=i % 7) for i, n in enumerate(names)} | {"new": None}
+    me = THREE[0]
+    expected = due_first([*names, "new"], next_run, me)
+    assert shared_pass([*names, "new"], next_run, me, {}, NOW, GRACE) == expected
+    assert shared_pass([*names, "new"], next_run, me, {me: NOW}, NOW, GRACE) == expected
+
+
+def test_every_tenant_is_someones_in_every_pass_of_three_on_time() -> None:
+    """No tenant falls between the processes: each is in its preferred owner's pass."""
+    names = TENANTS[:300]
+    next_run = turns_for(names, NOW)
+    owners = dict.fromkeys(THREE, NOW - timedelta(hours=1))
+    passes = [shared_pass(names, next_run, me, owners, NOW, GRACE) for me in THREE]
+    assert sorted(n for p in passes for n in p) == sorted(names), "each exactly once"
+
+
+def test_live_owners_drop_stale_rows_and_dead_pids() -> None:
+    window = presence_window(interval=10, lease_seconds=20)
+    assert window == timedelta(seconds=30)
+    assert presence_window(interval=30, lease_seconds=60) == timedelta(seconds=90)
+    rows = [
+        Presence("pbx-a:101", NOW - timedelta(hours=2), NOW - timedelta(seconds=5)),
+        Presence("pbx-b:202", NOW - timedelta(hours=2), NOW - window - timedelta(seconds=1)),
+        Presence("pbx-c:303", NOW - timedelta(hours=1), NOW - window),
+        Presence("here:404", NOW - timedelta(minutes=1), NOW),
+    ]
+    live = live_owners(rows, NOW, window, lambda owner: owner == "here:404")
+    assert live == {"pbx-a:101": NOW - timedelta(hours=2), "pbx-c:303": NOW - timedelta(hours=1)}
