@@ -98,9 +98,10 @@ class Tasks:
             self.notifier.status(status_line(reports))
 
     def customers(self) -> None:
-        """Refresh the phone -> customer map of every tenant, on the runner's worker pool."""
+        """Refresh the phone -> customer map of this daemon's turn of the tenants (all of them
+        when it runs alone, none refreshed within half an interval), on the worker pool."""
         with self.busy.running():
-            self.runner.refresh_customers()
+            self.runner.refresh_customers(shared=True)
 
     def housekeeping(self) -> None:
         """Drop ``sync_run`` rows, sent calls' payloads and presence rows of processes gone

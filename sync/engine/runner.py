@@ -37,6 +37,7 @@ from sync.engine.turns import (
     may_be_idle,
     merged,
     presence_window,
+    refresh_turn,
     shared_pass,
     unchanged,
 )
@@ -218,6 +219,27 @@ class Runner:
             )
         return [by_name[n] for n in order]
 
+    def _refresh_share(self, tenants: list[TenantSettings]) -> list[TenantSettings]:
+        """The tenants this daemon's customers job refreshes now (two statements: the live
+        processes and the last refreshes); every tenant when the database says nothing."""
+        now = self.clock()
+        settings = self.settings
+        window = presence_window(settings.daemon.interval, settings.sync.lease_seconds)
+        try:
+            rows = self.store.presences(seen_since=now - window)
+            last = self.store.last_runs("customers")
+        except Exception as exc:  # each refresh reports the database itself
+            logger.warning(
+                f"cannot read the other processes or the last refreshes, refreshing every "
+                f"tenant: {first_line(exc, with_type=True)}"
+            )
+            return tenants
+        owners = live_owners(rows, now, window, owner_is_dead)
+        every = timedelta(seconds=settings.daemon.customers_interval)
+        names = refresh_turn([t.name for t in tenants], last, self.owner, owners, now, every)
+        chosen = set(names)
+        return [t for t in tenants if t.name in chosen]
+
     def _idle_pass(
         self, tenants: list[TenantSettings]
     ) -> tuple[list[TenantSettings], list[CycleReport], set[str]]:
@@ -318,16 +340,23 @@ class Runner:
             return report
 
     def refresh_customers(
-        self, tenants: Sequence[str] | None = None, *, older_than: float | None = None
+        self,
+        tenants: Sequence[str] | None = None,
+        *,
+        older_than: float | None = None,
+        shared: bool = False,
     ) -> list[MapReport]:
         """Refresh each tenant's customer map, then its orders mirror, on the worker pool,
         skipping those refreshed within ``older_than`` s (one statement tells which).
 
-        The daemon calls it on its own schedule; ``once`` (cron, timers) calls it with
-        ``customers_interval`` so the map stays fresh without a daemon.
+        The daemon calls it on its own schedule with ``shared``: only its turn of the tenants
+        (``turns.refresh_turn``), so several daemons split the work. ``once`` (cron, timers)
+        calls it with ``customers_interval`` so the map stays fresh without a daemon.
         """
         chosen = self.selected(tenants)
-        if older_than is not None:
+        if shared:
+            chosen = self._refresh_share(chosen)
+        elif older_than is not None:
             last = self.store.last_runs("customers")
             now = self.clock()
             chosen = [

@@ -119,6 +119,37 @@ def shared_pass(
     return due_first(own, next_run, owner) + due_first(overdue, next_run, owner)
 
 
+def refresh_turn(
+    names: Iterable[str],
+    last: Mapping[str, datetime],
+    owner: str,
+    owners: Mapping[str, datetime],
+    now: datetime,
+    every: timedelta,
+) -> list[str]:
+    """The tenants whose customer map (and orders mirror) a daemon refreshes in this run of
+    its customers job, given each tenant's ``last`` refresh and the live ``owners``.
+
+    Its own tenants (``preferred_owner``; all of them when alone) once their last refresh is
+    half of ``every`` old or never happened: a restarted daemon does not redo what was done a
+    minute ago, and a run that took a while does not push a tenant past its next turn. A
+    peer's tenants only when two ``every`` old (counted from the peer's start when never):
+    the peer missed its turn. Several daemons thus share the CRM requests instead of each
+    refreshing every tenant.
+    """
+    everyone = sorted(set(owners) | {owner})
+    due: list[str] = []
+    for name in names:
+        preferred = preferred_owner(name, everyone) if len(everyone) > 1 else owner
+        at = last.get(name)
+        if preferred == owner:
+            if at is None or now - at >= every / 2:
+                due.append(name)
+        elif now - (at or owners[preferred]) >= 2 * every:
+            due.append(name)
+    return due
+
+
 def merged(first: CycleReport, later: CycleReport) -> CycleReport:
     """One report for a tenant cycled in several slices (``once`` drains a backlog)."""
     counts = {name: getattr(first, name) + getattr(later, name) for name in COUNTS}

@@ -264,3 +264,29 @@ def test_status_lists_the_live_daemons_and_their_shares_in_one_more_statement(
     assert "2 daemon(s)" in text
     assert f"{OWNERS[0]}" in text and f"preferred for {shares[OWNERS[0]]} tenants" in text
     assert "pbx-gone" not in text
+
+
+def test_three_daemons_split_the_customer_maps_and_a_restart_does_not_redo_them(
+    tmp_path: Path, pg_url: str, emulator: Emulator
+) -> None:
+    names = [f"t{i:03d}" for i in range(60)]
+    settings = tenants_setup(tmp_path, pg_url, emulator, names, calls=60)
+    clock = StepClock()
+    runners = [Runner(settings, owner=owner, clock=clock) for owner in OWNERS]
+    try:
+        for runner in runners:
+            runner.store.announce(runner.owner, clock())
+        maps = [{m.tenant for m in r.refresh_customers(shared=True)} for r in runners]
+        clock.advance(60)  # a daemon restarted a minute later: nothing is due yet
+        again = runners[0].refresh_customers(shared=True)
+        clock.advance(settings.daemon.customers_interval)
+        for runner in runners:  # their sync passes went on meanwhile
+            runner.store.announce(runner.owner, clock())
+        later = {m.tenant for m in runners[0].refresh_customers(shared=True)}
+    finally:
+        for runner in runners:
+            runner.close()
+    shares = share_of(names, OWNERS)
+    assert maps == [shares[o] for o in OWNERS], "each daemon refreshed its own share"
+    assert again == []
+    assert later == shares[OWNERS[0]], "its own, due again; the peers' are not overdue yet"

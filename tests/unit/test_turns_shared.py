@@ -12,6 +12,7 @@ from sync.engine.turns import (
     live_owners,
     preferred_owner,
     presence_window,
+    refresh_turn,
     shared_pass,
 )
 
@@ -120,3 +121,45 @@ def test_live_owners_drop_stale_rows_and_dead_pids() -> None:
     ]
     live = live_owners(rows, NOW, window, lambda owner: owner == "here:404")
     assert live == {"pbx-a:101": NOW - timedelta(hours=2), "pbx-c:303": NOW - timedelta(hours=1)}
+
+
+EVERY = timedelta(minutes=5)
+
+
+def test_alone_a_daemon_refreshes_every_map_not_refreshed_within_half_an_interval() -> None:
+    last = {
+        "fresh": NOW - timedelta(minutes=1),
+        "half": NOW - timedelta(seconds=150),
+        "old": NOW - timedelta(minutes=6),
+    }
+    names = ["fresh", "half", "old", "never"]
+    assert refresh_turn(names, last, "me:1", {}, NOW, EVERY) == ["half", "old", "never"]
+    assert refresh_turn(names, last, "me:1", {"me:1": NOW}, NOW, EVERY) == [
+        "half",
+        "old",
+        "never",
+    ]
+
+
+def test_three_daemons_split_the_maps_and_take_a_peers_only_when_it_missed_its_turn() -> None:
+    owners = dict.fromkeys(THREE, NOW)  # all three just started: no map refreshed yet
+    names = TENANTS[:300]
+    turns = [refresh_turn(names, {}, me, owners, NOW, EVERY) for me in THREE]
+    assert sorted(n for turn in turns for n in turn) == sorted(names), "each map once"
+    assert all(80 <= len(t) <= 120 for t in turns), [len(t) for t in turns]
+    peer = [n for n in names if preferred_owner(n, THREE) == THREE[1]]
+    late = dict.fromkeys(names, NOW - timedelta(minutes=1))
+    late.update(dict.fromkeys(peer, NOW - 2 * EVERY))
+    mine = refresh_turn(names, late, THREE[0], owners, NOW, EVERY)
+    assert set(peer) <= set(mine), "the peer's maps are overdue: taken"
+    assert not set(mine) - set(peer), "the rest were refreshed a minute ago: not yet due"
+
+
+def test_a_new_peers_never_refreshed_maps_are_left_to_it_until_overdue() -> None:
+    owners = {THREE[0]: NOW - timedelta(hours=1), THREE[1]: NOW - timedelta(minutes=1)}
+    names = TENANTS[:100]
+    theirs = {n for n in names if preferred_owner(n, THREE[:2]) == THREE[1]}
+    mine = set(refresh_turn(names, {}, THREE[0], owners, NOW, EVERY))
+    assert mine == set(names) - theirs
+    owners[THREE[1]] = NOW - 2 * EVERY
+    assert set(refresh_turn(names, {}, THREE[0], owners, NOW, EVERY)) == set(names)
