@@ -1,10 +1,11 @@
 """Scenario 10: one tenant with a huge backlog does not starve the others (issue 15).
 
-One ``run`` process with one worker (the hardest case: no second worker to go round): tenant ``big`` has 50 000 calls to upload (10 000 at
-CI size), ten other tenants get a wave of new calls every few seconds while that backlog
-drains. ``big`` yields its worker after each ``[sync] slice_seconds``, so the others' calls go
-out within a tick: their lag (written → in the CRM) stays within one interval plus a slice and
-a little processing, and the backlog still arrives whole, each call once.
+One ``run`` process with one worker (the hardest case: no second worker to go round): tenant
+``big`` has 50 000 calls to upload (10 000 at CI size), ten other tenants get a wave of new
+calls every few seconds while that backlog drains. ``big`` yields its worker after each ``[sync]
+slice_seconds``, so the others' calls go out within a tick: their lag (written → in the CRM)
+stays within one interval plus a slice and a little processing, and the backlog still arrives
+whole, each call once.
 """
 
 from __future__ import annotations
