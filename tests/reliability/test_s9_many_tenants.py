@@ -1,12 +1,12 @@
 """Scenario 9: three processes share many tenants from a directory table; kill -9 of one.
 
 Tenants come from a directory table, each with its own key on the emulator. Three
-``retailcrm-sync run`` processes share them (each starts on the tenants it is preferred for; the leases
-guard every cycle): each uploads for some of them. Calls arrive in waves; one process is killed
-with SIGKILL in the middle of a wave. Its tenants must be served again within ``lease_seconds``
-+ interval (on this host a dead ``host:pid`` owner is taken over at once; another host waits for
-the lease to expire), every call reaches the CRM, and ``status --json`` names no dead owner
-afterwards.
+``retailcrm-sync run`` processes share them (each starts on the tenants it is preferred for;
+the leases guard every cycle): each uploads for some of them. Calls arrive in waves; one
+process is killed with SIGKILL in the middle of a wave. Its tenants must be served again within
+``lease_seconds`` + interval (on this host a dead ``host:pid`` owner is taken over at once;
+another host waits for the lease to expire), every call reaches the CRM, and ``status --json``
+names no dead owner afterwards.
 """
 
 from __future__ import annotations
