@@ -9,12 +9,14 @@ with ``CI=true`` it is an error, so a green CI always means the tests ran.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
+from loguru import logger
 from sqlalchemy.engine import make_url
 
 from sync import db
@@ -26,6 +28,18 @@ PG_URL = os.environ.get(
 )
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def _logs_outlive_no_test() -> Iterator[None]:
+    """A command run in-process (``main([...])``) points loguru at that test's captured
+    stderr, which pytest closes when the test ends; a thread of a later test that logs there
+    prints "Logging error … I/O operation on closed file". Every test ends with loguru on the
+    process's own stderr, warnings only."""
+    yield
+    logger.remove()
+    if sys.__stderr__ is not None:
+        logger.add(sys.__stderr__, level="WARNING")
 
 
 def missing(message: str) -> NoReturn:

@@ -196,11 +196,10 @@ class Runner:
         tenant as if alone, first come first served, as the leases allow."""
         now = self.clock()
         daemon = self.settings.daemon
-        window = presence_window(daemon.interval, self.settings.sync.lease_seconds)
         try:
             self.store.announce(self.owner, now)
             self.announced = True
-            rows = self.store.presences(seen_since=now - window)
+            owners = self._live_owners(now)
             next_runs = self.store.next_runs()
         except Exception as exc:  # the cycles report the database themselves
             logger.warning(
@@ -208,7 +207,6 @@ class Runner:
                 f"{first_line(exc, with_type=True)}"
             )
             return None
-        owners = live_owners(rows, now, window, owner_is_dead)
         grace = timedelta(seconds=daemon.interval + daemon.jitter)
         by_name = {t.name: t for t in tenants}
         order = shared_pass(by_name, next_runs, self.owner, owners, now, grace)
@@ -219,14 +217,19 @@ class Runner:
             )
         return [by_name[n] for n in order]
 
+    def _live_owners(self, now: datetime) -> dict[str, datetime]:
+        """The live daemons, owner -> started_at, in one statement (``turns.live_owners``)."""
+        settings = self.settings
+        window = presence_window(settings.daemon.interval, settings.sync.lease_seconds)
+        rows = self.store.presences(seen_since=now - window)
+        return live_owners(rows, now, window, owner_is_dead)
+
     def _refresh_share(self, tenants: list[TenantSettings]) -> list[TenantSettings]:
         """The tenants this daemon's customers job refreshes now (two statements: the live
         processes and the last refreshes); every tenant when the database says nothing."""
         now = self.clock()
-        settings = self.settings
-        window = presence_window(settings.daemon.interval, settings.sync.lease_seconds)
         try:
-            rows = self.store.presences(seen_since=now - window)
+            owners = self._live_owners(now)
             last = self.store.last_runs("customers")
         except Exception as exc:  # each refresh reports the database itself
             logger.warning(
@@ -234,8 +237,7 @@ class Runner:
                 f"tenant: {first_line(exc, with_type=True)}"
             )
             return tenants
-        owners = live_owners(rows, now, window, owner_is_dead)
-        every = timedelta(seconds=settings.daemon.customers_interval)
+        every = timedelta(seconds=self.settings.daemon.customers_interval)
         names = refresh_turn([t.name for t in tenants], last, self.owner, owners, now, every)
         chosen = set(names)
         return [t for t in tenants if t.name in chosen]
