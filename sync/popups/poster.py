@@ -79,13 +79,15 @@ class EventPoster:
         attempt = 0
         while True:
             wait = self._bucket.reserve(urgent=True)
+            # A pop-up is worthless late: no waiting for a slot that comes after its deadline.
+            late = self._clock() + max(wait, 0.0) >= deadline
             try:
-                if wait > 0:
+                if wait > 0 and not late:
                     await self._sleep(wait)
             finally:
                 self._bucket.release_urgent()
             left = deadline - self._clock()
-            if left <= 0:
+            if late or left <= 0:
                 raise self._transport("deadline passed waiting for the rate limit; not sent")
             try:
                 return await self._exchange(body, min(self._read_timeout, left))
