@@ -398,7 +398,7 @@ def fleet(n: int, workdir: Path, workers: int = 8) -> dict[str, Any]:
             owners += [f"{socket.gethostname()}:{p.pid}" for p in procs[1:]]
             share = {t for t in tenants if preferred_owner(t, owners) == owners[0]}
             victims = share | held
-            theirs = {k for k, t in tenant_of.items() if t in victims and k not in sent_before}
+            theirs = {k for k in want if tenant_of.get(k) in victims and k not in sent_before}
             arrived = _until_sent(emu, want, LEASE + 10 * INTERVAL + 300)
             complete = want <= arrived.keys()
             takeover = (
