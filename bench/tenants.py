@@ -267,6 +267,13 @@ def _until_sent(emu: Emulator, want: set[str], budget: float) -> dict[str, float
         time.sleep(0.5)
 
 
+def _until_any(emu: Emulator, calls: set[str], budget: float) -> None:
+    """Until one of ``calls`` was uploaded (or ``budget`` seconds)."""
+    deadline = time.monotonic() + budget
+    while not calls & _first_sent(emu).keys() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _first_sent(emu: Emulator) -> dict[str, float]:
     seen: dict[str, float] = {}
     for request in emu.requests:
@@ -385,18 +392,20 @@ def fleet(n: int, workdir: Path, workers: int = 8) -> dict[str, Any]:
             _, want = _wave(url, settings, tenants, seed=250)
             _until_sent(emu, want, 10 * INTERVAL + 300)
             shares = _shares(url, since)
-            # kill -9 the "other host" daemon while such a wave is going out: time until the
-            # wave's calls of its tenants (its share, and those whose lease it held) arrived.
+            # kill -9 the "other host" daemon as soon as it has started on such a wave: time
+            # until the wave's calls of its tenants (its share, those whose lease it held) that
+            # it had not sent arrived, from the others.
+            owners = [f"{OTHER_HOST}:{procs[0].pid}"]
+            owners += [f"{socket.gethostname()}:{p.pid}" for p in procs[1:]]
+            share = {t for t in tenants if preferred_owner(t, owners) == owners[0]}
             _, want = _wave(url, settings, tenants, seed=300)
             tenant_of = _tenants_of(settings, tenants, seed=300)
-            _until_sent(emu, set(sorted(want)[: max(1, len(want) // 10)]), 2 * INTERVAL + 60)
+            started = {k for k in want if tenant_of.get(k) in share}
+            _until_any(emu, started, 2 * INTERVAL + 60)
             procs[0].send_signal(signal.SIGKILL)
             killed = time.monotonic()
             sent_before = _first_sent(emu).keys()
             held = _held_by(url, procs[0].pid)
-            owners = [f"{OTHER_HOST}:{procs[0].pid}"]
-            owners += [f"{socket.gethostname()}:{p.pid}" for p in procs[1:]]
-            share = {t for t in tenants if preferred_owner(t, owners) == owners[0]}
             victims = share | held
             theirs = {k for k in want if tenant_of.get(k) in victims and k not in sent_before}
             arrived = _until_sent(emu, want, LEASE + 10 * INTERVAL + 300)
