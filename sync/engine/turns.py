@@ -65,6 +65,13 @@ def preferred_owner(tenant: str, owners: Iterable[str]) -> str:
     return max(owners, key=lambda owner: (_weight(tenant, owner), owner))
 
 
+def ranked_owners(tenant: str, owners: Iterable[str]) -> list[str]:
+    """``owners`` in the order they step in for ``tenant``: its preferred owner first, then
+    who takes it when that one falls behind, and so on (the same weights as
+    ``preferred_owner``)."""
+    return sorted(owners, key=lambda owner: (_weight(tenant, owner), owner), reverse=True)
+
+
 def presence_window(interval: float, lease_seconds: float) -> timedelta:
     """How long a presence row counts as a live process after its last pass: three ticks (a
     slow pass or a late tick is not death), and never shorter than a lease."""
@@ -97,24 +104,27 @@ def shared_pass(
     """The tenants a daemon takes in this pass, in order, given the live ``owners``
     (owner -> started_at, this process included or not).
 
-    First the tenants this process is preferred for (``due_first`` order); then those preferred
-    by a peer that are overdue: their ``next_run_at`` is older than ``now - grace``, one whole
-    tick (interval + jitter) the peer let pass: it is slow, stuck or dead. A tenant the peer
-    never ran counts from the peer's start. The peers' other tenants are left to them this
-    pass. Alone, it is ``due_first`` of every name: the order before processes shared.
+    First the tenants this process is preferred for (``due_first`` order); then peers'
+    tenants that are overdue. The second in line for a tenant (``ranked_owners``) takes it
+    once its ``next_run_at`` is older than ``now - grace``, a whole tick (interval + jitter)
+    its preferred owner let pass: it is slow, stuck or dead; the third in line after two such
+    ticks, and so on. A dead daemon's tenants are thus split among the others, each taken by
+    one of them, not tried by all. A tenant never run counts from its preferred owner's start.
+    The peers' other tenants are left to them this pass. Alone, it is ``due_first`` of every
+    name: the order before processes shared.
     """
     peers = set(owners) - {owner}
     if not peers:
         return due_first(names, next_run, owner)
     everyone = sorted(peers | {owner})
-    cutoff = now - grace
     own: list[str] = []
     overdue: list[str] = []
     for name in names:
-        preferred = preferred_owner(name, everyone)
-        if preferred == owner:
+        ranks = ranked_owners(name, everyone)
+        place = ranks.index(owner)
+        if place == 0:
             own.append(name)
-        elif (next_run.get(name) or owners[preferred]) < cutoff:
+        elif (next_run.get(name) or owners[ranks[0]]) < now - place * grace:
             overdue.append(name)
     return due_first(own, next_run, owner) + due_first(overdue, next_run, owner)
 
@@ -133,19 +143,20 @@ def refresh_turn(
     Its own tenants (``preferred_owner``; all of them when alone) once their last refresh is
     half of ``every`` old or never happened: a restarted daemon does not redo what was done a
     minute ago, and a run that took a while does not push a tenant past its next turn. A
-    peer's tenants only when two ``every`` old (counted from the peer's start when never):
-    the peer missed its turn. Several daemons thus share the CRM requests instead of each
-    refreshing every tenant.
+    peer's tenants only when two ``every`` old for the second in line, three for the third, …
+    (counted from the peer's start when never): the peer missed its turn. Several daemons
+    thus share the CRM requests instead of each refreshing every tenant.
     """
     everyone = sorted(set(owners) | {owner})
     due: list[str] = []
     for name in names:
-        preferred = preferred_owner(name, everyone) if len(everyone) > 1 else owner
+        ranks = ranked_owners(name, everyone)
+        place = ranks.index(owner)
         at = last.get(name)
-        if preferred == owner:
+        if place == 0:
             if at is None or now - at >= every / 2:
                 due.append(name)
-        elif now - (at or owners[preferred]) >= 2 * every:
+        elif now - (at or owners[ranks[0]]) >= (1 + place) * every:
             due.append(name)
     return due
 

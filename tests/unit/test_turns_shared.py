@@ -12,6 +12,7 @@ from sync.engine.turns import (
     live_owners,
     preferred_owner,
     presence_window,
+    ranked_owners,
     refresh_turn,
     shared_pass,
 )
@@ -72,11 +73,32 @@ def test_own_tenants_first_then_the_peers_overdue_ones_fresh_ones_left_out() -> 
     next_run |= turns_for(fresh, NOW - GRACE + timedelta(seconds=1))  # due, the peer on time
     next_run[mine[0]] = NOW - timedelta(minutes=5)  # yielded long ago: still first
     order = shared_pass(names, next_run, me, owners, NOW, GRACE)
+    second = [n for n in overdue if ranked_owners(n, THREE)[1] == me]
     assert order[: len(mine)] == due_first(mine, next_run, me)
     assert order[0] == mine[0]
-    assert order[len(mine) :] == due_first(overdue, next_run, me)
+    assert order[len(mine) :] == due_first(second, next_run, me), "second in line takes them"
     assert not set(order) & set(fresh)
-    assert {of[n] for n in overdue} == {peer, other}, "both peers' late tenants are taken"
+    assert {of[n] for n in second} == {peer, other}, "both peers' late tenants are taken"
+    # Two ticks late: the third in line steps in too.
+    next_run |= turns_for(overdue, NOW - 2 * GRACE - timedelta(seconds=1))
+    later = shared_pass(names, next_run, me, owners, NOW, GRACE)
+    assert later[len(mine) :] == due_first(overdue, next_run, me)
+
+
+def test_a_dead_daemons_tenants_are_split_among_the_others_not_taken_by_each() -> None:
+    names = TENANTS[:600]
+    owners = dict.fromkeys(THREE, NOW - timedelta(hours=1))
+    of = owners_of(names, THREE)
+    dead = THREE[0]
+    next_run = turns_for(names, NOW) | turns_for(
+        [n for n in names if of[n] == dead], NOW - GRACE - timedelta(seconds=1)
+    )
+    taken = [
+        [n for n in shared_pass(names, next_run, me, owners, NOW, GRACE) if of[n] == dead]
+        for me in THREE[1:]
+    ]
+    assert sorted(taken[0] + taken[1]) == sorted(n for n in names if of[n] == dead), "once"
+    assert all(80 <= len(t) <= 120 for t in taken), [len(t) for t in taken]
 
 
 def test_a_tenant_the_peer_never_ran_counts_from_the_peers_start() -> None:
@@ -151,8 +173,10 @@ def test_three_daemons_split_the_maps_and_take_a_peers_only_when_it_missed_its_t
     late = dict.fromkeys(names, NOW - timedelta(minutes=1))
     late.update(dict.fromkeys(peer, NOW - 2 * EVERY))
     mine = refresh_turn(names, late, THREE[0], owners, NOW, EVERY)
-    assert set(peer) <= set(mine), "the peer's maps are overdue: taken"
-    assert not set(mine) - set(peer), "the rest were refreshed a minute ago: not yet due"
+    second = {n for n in peer if ranked_owners(n, THREE)[1] == THREE[0]}
+    assert set(mine) == second, "the peer's overdue maps where it is second in line; no other"
+    late.update(dict.fromkeys(peer, NOW - 3 * EVERY))
+    assert set(refresh_turn(names, late, THREE[0], owners, NOW, EVERY)) == set(peer)
 
 
 def test_a_new_peers_never_refreshed_maps_are_left_to_it_until_overdue() -> None:
