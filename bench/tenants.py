@@ -216,31 +216,25 @@ def _settings(path: Path) -> config.Settings:
 
 def _wave(
     url: str, settings: config.Settings, tenants: list[str], seed: int
-) -> tuple[float, set[str]]:
-    """One complete call for each of ``tenants``, written now: when (monotonic), and the
-    externalIds the CRM must receive."""
+) -> tuple[float, set[str], dict[str, str]]:
+    """One complete call for each of ``tenants``, written now: when (monotonic), the
+    externalIds the CRM must receive, and each one's tenant (from the same legs)."""
+    from sync.calls.builder import build_calls
+
     start = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(seconds=SETTLE + 300)
     legs = list(
         generate_legs(len(tenants), start=start, seed=seed, tenants=tenants, spacing_seconds=0.1)
     )
     want = set(expected_payloads(settings, legs))
+    calls = build_calls(legs, settings.build_options(), datetime.now(UTC))
+    tenant_of = {c.external_id: c.tenant or "" for c in calls if c.external_id in want}
     engine = db.make_engine(url, poolclass=sa.pool.NullPool)
     try:
         at = time.monotonic()
         insert_legs(engine, legs)
     finally:
         engine.dispose()
-    return at, want
-
-
-def _tenants_of(settings: config.Settings, tenants: list[str], seed: int) -> dict[str, str]:
-    """externalId -> tenant of the wave ``_wave`` writes with this seed (same legs)."""
-    from sync.calls.builder import build_calls
-
-    start = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(seconds=SETTLE + 300)
-    legs = generate_legs(len(tenants), start=start, seed=seed, tenants=tenants, spacing_seconds=0.1)
-    calls = build_calls(list(legs), settings.build_options(), datetime.now(UTC))
-    return {c.external_id: c.tenant or "" for c in calls}
+    return at, want, tenant_of
 
 
 def _held_by(url: str, pid: int) -> set[str]:
@@ -334,7 +328,7 @@ def _lags(
     missing = 0
     for wave in range(3):
         chosen = tenants[(wave * size) % len(tenants) :][:size]
-        at, want = _wave(url, settings, chosen, seed + wave)
+        at, want, _ = _wave(url, settings, chosen, seed + wave)
         sent = _until_sent(emu, want, 10 * INTERVAL + 120)
         lags.extend(v - at for v in sent.values())
         missing += len(want) - len(sent)
@@ -389,7 +383,7 @@ def fleet(n: int, workdir: Path, workers: int = 8) -> dict[str, Any]:
             lags_three, missing_three = _lags(url, emu, settings, tenants, seed=200)
             # A call for every tenant at once: how the three share the work.
             since = datetime.now(UTC).replace(tzinfo=None)
-            _, want = _wave(url, settings, tenants, seed=250)
+            _, want, _ = _wave(url, settings, tenants, seed=250)
             _until_sent(emu, want, 10 * INTERVAL + 300)
             shares = _shares(url, since)
             # kill -9 the "other host" daemon as soon as it has started on such a wave: time
@@ -398,9 +392,10 @@ def fleet(n: int, workdir: Path, workers: int = 8) -> dict[str, Any]:
             owners = [f"{OTHER_HOST}:{procs[0].pid}"]
             owners += [f"{socket.gethostname()}:{p.pid}" for p in procs[1:]]
             share = {t for t in tenants if preferred_owner(t, owners) == owners[0]}
-            _, want = _wave(url, settings, tenants, seed=300)
-            tenant_of = _tenants_of(settings, tenants, seed=300)
+            _, want, tenant_of = _wave(url, settings, tenants, seed=300)
             started = {k for k in want if tenant_of.get(k) in share}
+            if not started:
+                raise RuntimeError("the daemon to kill has no call in the wave")
             _until_any(emu, started, 2 * INTERVAL + 60)
             procs[0].send_signal(signal.SIGKILL)
             killed = time.monotonic()
