@@ -8,8 +8,9 @@ daemon. Every job counts itself in ``Busy`` so that shutdown can wait for the on
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -74,8 +75,10 @@ class Tasks:
         notifier: Notifier,
         liveness: Liveness,
         stop: threading.Event,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.monotonic = monotonic
         self.runner = runner
         self.notifier = notifier
         self.liveness = liveness
@@ -84,18 +87,27 @@ class Tasks:
         self._withheld = False
 
     def sync(self) -> None:
-        """One cycle for every tenant; each tenant's failures are in its report, not raised."""
+        """One cycle for every tenant; each tenant's failures are in its report, not raised.
+
+        A pass that outlasts the interval made the scheduler skip a tick: the next pass starts
+        at once instead of an interval later (a wave of calls, a dead peer's tenants).
+        """
         if self.stop.is_set():
             return
         with self.busy.running():
-            try:
-                reports = self.runner.once(progress=self.liveness.progress, drain=False)
-            except Exception as exc:
-                self.notifier.status(f"sync failed at {utcnow():%H:%M:%S} UTC, retrying: {exc}")
-                raise
-            finally:
-                self.liveness.beat()
-            self.notifier.status(status_line(reports))
+            while True:
+                began = self.monotonic()
+                try:
+                    reports = self.runner.once(progress=self.liveness.progress, drain=False)
+                except Exception as exc:
+                    self.notifier.status(f"sync failed at {utcnow():%H:%M:%S} UTC, retrying: {exc}")
+                    raise
+                finally:
+                    self.liveness.beat()
+                self.notifier.status(status_line(reports))
+                late = self.monotonic() - began >= self.settings.daemon.interval
+                if not late or self.stop.is_set():
+                    return
 
     def customers(self) -> None:
         """Refresh the phone -> customer map of this daemon's turn of the tenants (all of them

@@ -147,9 +147,28 @@ def messages() -> Iterator[list[str]]:
     logger.remove(handle)
 
 
-def make_tasks(notifier: Any, liveness: Liveness, runner: Any = None) -> Tasks:
-    settings: Any = SimpleNamespace(tenants=(), daemon=SimpleNamespace(keep_days=30))
-    return Tasks(settings, runner, notifier, liveness, threading.Event())
+def make_tasks(notifier: Any, liveness: Liveness, runner: Any = None, clock: Any = None) -> Tasks:
+    daemon = SimpleNamespace(keep_days=30, interval=10)
+    settings: Any = SimpleNamespace(tenants=(), daemon=daemon)
+    return Tasks(settings, runner, notifier, liveness, threading.Event(), clock or FakeClock())
+
+
+def test_a_pass_longer_than_the_interval_is_followed_at_once_by_the_next() -> None:
+    clock = FakeClock()
+    took = [25.0, 12.0, 3.0]  # the first two overran the 10 s interval: ticks were skipped
+
+    class Busy:
+        passes = 0
+
+        def once(self, **_: object) -> list[CycleReport]:
+            clock.now += took[self.passes]
+            self.passes += 1
+            return []
+
+    runner = Busy()
+    tasks = make_tasks(RecordingNotifier(), Liveness(max_quiet=60, clock=clock), runner, clock)
+    tasks.sync()
+    assert runner.passes == 3, "two late passes, each followed at once; the third on time"
 
 
 def test_watchdog_pings_only_while_cycles_make_progress(messages: list[str]) -> None:
