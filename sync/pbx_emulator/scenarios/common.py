@@ -30,6 +30,22 @@ def channel_event(name: str, channel: str, uniqueid: str, linkedid: str, **extra
     }
 
 
+def dial_begin(
+    linkedid: str, caller: str, caller_uid: str, dest: str, dest_uid: str, **extra: str
+) -> Event:
+    """``DialBegin`` of one dialled channel (both sides in the call ``linkedid``)."""
+    return {
+        "Event": "DialBegin",
+        "Channel": caller,
+        "Uniqueid": caller_uid,
+        "Linkedid": linkedid,
+        "DestChannel": dest,
+        "DestUniqueid": dest_uid,
+        "DestLinkedid": linkedid,
+        **extra,
+    }
+
+
 def dial_end(
     linkedid: str, caller: str, caller_uid: str, dest: str, dest_uid: str, status: str
 ) -> Event:

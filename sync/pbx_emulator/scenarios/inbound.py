@@ -10,6 +10,7 @@ from sync.calls.legs import Leg
 from sync.pbx_emulator.scenarios.common import (
     Event,
     channel_event,
+    dial_begin,
     dial_end,
     tenant_header,
 )
@@ -95,17 +96,9 @@ class RingGroupCall:
                 )
             )
             events.append(
-                {
-                    "Event": "DialBegin",
-                    "Channel": trunk,
-                    "Uniqueid": lid,
-                    "Linkedid": lid,
-                    "CallerIDNum": self.caller,
-                    "DestChannel": channel,
-                    "DestUniqueid": uid,
-                    "DestLinkedid": lid,
-                    "DestCallerIDNum": ext,
-                }
+                dial_begin(
+                    lid, trunk, lid, channel, uid, CallerIDNum=self.caller, DestCallerIDNum=ext
+                )
             )
         for (channel, uid), ext in zip(members, self.extensions, strict=True):
             if ext in self.busy:
@@ -237,14 +230,11 @@ class QueueCall:
             {"Event": "AgentCalled", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
              "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid,
              "Queue": self.queue, "MemberName": ext, "Interface": f"Local/{ext}@from-queue/n"},
-            {"Event": "DialBegin", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
-             "DestChannel": f"{local};1", "DestUniqueid": uid1, "DestLinkedid": lid},
+            dial_begin(lid, trunk, lid, f"{local};1", uid1),
             channel_event("Newchannel", phone, uid_phone, lid, CallerIDNum=ext,
                            ConnectedLineNum=self.caller, ChannelState="0",
                            ChannelStateDesc="Down"),
-            {"Event": "DialBegin", "Channel": f"{local};2", "Uniqueid": uid2, "Linkedid": lid,
-             "DestChannel": phone, "DestUniqueid": uid_phone, "DestLinkedid": lid,
-             "DestCallerIDNum": ext},
+            dial_begin(lid, f"{local};2", uid2, phone, uid_phone, DestCallerIDNum=ext),
             channel_event("Newstate", phone, uid_phone, lid, ChannelState="5",
                            ChannelStateDesc="Ringing", ConnectedLineNum=self.caller),
         ]  # fmt: skip
@@ -402,9 +392,7 @@ class BlindTransferCall:
                 channel_event("Newchannel", channel, uid, lid, CallerIDNum=ext,
                                ConnectedLineNum=self.caller, ChannelState="0",
                                ChannelStateDesc="Down"),
-                {"Event": "DialBegin", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
-                 "DestChannel": channel, "DestUniqueid": uid, "DestLinkedid": lid,
-                 "DestCallerIDNum": ext},
+                dial_begin(lid, trunk, lid, channel, uid, DestCallerIDNum=ext),
                 channel_event("Newstate", channel, uid, lid, ChannelState="5",
                                ChannelStateDesc="Ringing", ConnectedLineNum=self.caller),
                 {"Event": "DialEnd", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,

@@ -12,6 +12,7 @@ from sync.pbx_emulator.scenarios.common import (
     ORIGINATE_REASON,
     Event,
     channel_event,
+    dial_begin,
     tenant_header,
 )
 
@@ -80,18 +81,16 @@ class OutboundCall:
                 ChannelState="0",
                 ChannelStateDesc="Down",
             ),
-            {
-                "Event": "DialBegin",
-                "Channel": caller,
-                "Uniqueid": lid,
-                "Linkedid": lid,
-                "CallerIDNum": ext,
-                "DestChannel": trunk,
-                "DestUniqueid": tid,
-                "DestLinkedid": lid,
-                "DestCallerIDNum": num,
-                "DialString": f"{self.trunk}/{num}",
-            },
+            dial_begin(
+                lid,
+                caller,
+                lid,
+                trunk,
+                tid,
+                CallerIDNum=ext,
+                DestCallerIDNum=num,
+                DialString=f"{self.trunk}/{num}",
+            ),
         ]
         if self.outcome in ("answered", "no answer"):
             events.append(
@@ -225,16 +224,7 @@ class ClickCall:
                 ChannelState="0",
                 ChannelStateDesc="Down",
             ),
-            {
-                "Event": "DialBegin",
-                "Channel": half2,
-                "Uniqueid": uid2,
-                "Linkedid": lid,
-                "DestChannel": phone,
-                "DestUniqueid": uid_phone,
-                "DestLinkedid": lid,
-                "DestCallerIDNum": ext,
-            },
+            dial_begin(lid, half2, uid2, phone, uid_phone, DestCallerIDNum=ext),
         ]
         if self.outcome in ("answered", "no answer"):
             events.append(

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sync.calls.legs import Leg
-from sync.pbx_emulator.scenarios.common import Event, channel_event, dial_end, tenant_header
+from sync.pbx_emulator.scenarios.common import (
+    Event,
+    channel_event,
+    dial_begin,
+    dial_end,
+    tenant_header,
+)
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,7 @@ class AttendedTransferCall:
             channel_event("Newchannel", b1, ub1, lid, CallerIDNum=self.first,
                            ConnectedLineNum=self.caller, ChannelState="0",
                            ChannelStateDesc="Down"),
-            {"Event": "DialBegin", "Channel": trunk, "Uniqueid": lid, "Linkedid": lid,
-             "DestChannel": b1, "DestUniqueid": ub1, "DestLinkedid": lid,
-             "DestCallerIDNum": self.first},
+            dial_begin(lid, trunk, lid, b1, ub1, DestCallerIDNum=self.first),
             channel_event("Newstate", b1, ub1, lid, ChannelState="5", ChannelStateDesc="Ringing",
                            ConnectedLineNum=self.caller),
             dial_end(lid, trunk, lid, b1, ub1, "ANSWER"),
@@ -69,9 +73,7 @@ class AttendedTransferCall:
             channel_event("Newchannel", c1, uc1, c, CallerIDNum=self.second,
                            ConnectedLineNum=self.first, ChannelState="0",
                            ChannelStateDesc="Down"),
-            {"Event": "DialBegin", "Channel": b2, "Uniqueid": ub2, "Linkedid": c,
-             "DestChannel": c1, "DestUniqueid": uc1, "DestLinkedid": c,
-             "DestCallerIDNum": self.second},
+            dial_begin(c, b2, ub2, c1, uc1, DestCallerIDNum=self.second),
             channel_event("Newstate", c1, uc1, c, ChannelState="5", ChannelStateDesc="Ringing",
                            ConnectedLineNum=self.first),
             dial_end(c, b2, ub2, c1, uc1, "ANSWER"),
