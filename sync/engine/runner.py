@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -57,6 +57,10 @@ def _take(names: set[str], name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def _next_runs(states: Mapping[str, TenantState]) -> dict[str, datetime | None]:
+    return {name: state.next_run_at for name, state in states.items()}
 
 
 def _probe_from(state: TenantState) -> datetime:
@@ -169,12 +173,13 @@ class Runner:
         chosen = {t.name: t for t in self.selected(tenants)}
         reports: dict[str, CycleReport] = {}
         todo = list(chosen.values())
-        shared = None if drain else self._share(todo)
+        states = self._states()
+        shared = None if drain else self._share(todo, states)
         if shared is not None:
             todo = shared
         changed: set[str] = set()
         if window is None:
-            todo, idle, changed = self._idle_pass(todo)
+            todo, idle, changed = self._idle_pass(todo, states)
             reports.update((r.tenant, r) for r in idle)
 
         def run(tenant: TenantSettings) -> CycleReport:
@@ -186,21 +191,36 @@ class Runner:
             reports[tenant.name] = report if previous is None else merged(previous, report)
             return drain and report.yielded
 
-        self.bounded(todo if shared is not None else self._due(todo), run, done)
+        self.bounded(todo if shared is not None else self._due(todo, states), run, done)
         return [reports[n] for n in chosen if n in reports]
 
-    def _share(self, tenants: list[TenantSettings]) -> list[TenantSettings] | None:
+    def _states(self) -> dict[str, TenantState] | None:
+        """Every tenant's row, read once for the pass (its share, idle check and order)."""
+        try:
+            return self.store.tenant_states()
+        except Exception as exc:  # the cycles report the database themselves
+            logger.warning(
+                "cannot read the tenants' rows, every tenant gets a cycle in the configured "
+                f"order: {first_line(exc, with_type=True)}"
+            )
+            return None
+
+    def _share(
+        self, tenants: list[TenantSettings], states: Mapping[str, TenantState] | None
+    ) -> list[TenantSettings] | None:
         """This daemon's share of ``tenants`` for the pass, in order: say it is alive (one
-        upsert), read who else is (one select) and the turns (one select), then
-        ``turns.shared_pass``. None when the database says nothing: the pass then takes every
-        tenant as if alone, first come first served, as the leases allow."""
+        upsert), read who else is (one select), then ``turns.shared_pass`` on the turns in
+        ``states``. None when the database says nothing: the pass then takes every tenant as
+        if alone, first come first served, as the leases allow."""
+        if states is None:
+            return None
         now = self.clock()
         daemon = self.settings.daemon
+        next_runs = _next_runs(states)
         try:
             self.store.announce(self.owner, now)
             self.announced = True
             owners = self._live_owners(now)
-            next_runs = self.store.next_runs()
         except Exception as exc:  # the cycles report the database themselves
             logger.warning(
                 f"cannot read the other processes or the turns, taking every tenant: "
@@ -243,7 +263,7 @@ class Runner:
         return [t for t in tenants if t.name in chosen]
 
     def _idle_pass(
-        self, tenants: list[TenantSettings]
+        self, tenants: list[TenantSettings], states: Mapping[str, TenantState] | None
     ) -> tuple[list[TenantSettings], list[CycleReport], set[str]]:
         """Set aside the tenants with nothing to do, in a handful of statements for all of
         them: their states, which have calls to send, one batched probe of the call log, one
@@ -252,9 +272,10 @@ class Runner:
 
         Also returns the tenants whose probe just saw the call log change: their cycle need
         not probe it again before reading."""
+        if states is None:
+            return tenants, [], set()
         now = self.clock()
         try:
-            states = self.store.tenant_states()
             work = self.store.tenants_with_work(now)
             maybe = [t for t in tenants if may_be_idle(states.get(t.name), t.name in work, now)]
             if not maybe:
@@ -287,16 +308,13 @@ class Runner:
         names = {t.name for t in idle}
         return [t for t in tenants if t.name not in names], reports, changed
 
-    def _due(self, tenants: list[TenantSettings]) -> list[TenantSettings]:
-        if len(tenants) <= 1:
-            return tenants
-        try:
-            next_runs = self.store.next_runs()
-        except Exception as exc:  # the cycles report the database themselves
-            logger.warning(f"cannot read the tenants' turns: {first_line(exc, with_type=True)}")
+    def _due(
+        self, tenants: list[TenantSettings], states: Mapping[str, TenantState] | None
+    ) -> list[TenantSettings]:
+        if len(tenants) <= 1 or states is None:
             return tenants
         by_name = {t.name: t for t in tenants}
-        return [by_name[n] for n in due_first(by_name, next_runs, self.owner)]
+        return [by_name[n] for n in due_first(by_name, _next_runs(states), self.owner)]
 
     def bounded(
         self,

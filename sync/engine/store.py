@@ -261,12 +261,6 @@ class Store:
             rows = conn.execute(sa.select(TENANT)).mappings().all()
         return {row["name"]: _state(row) for row in rows}
 
-    def next_runs(self) -> dict[str, datetime | None]:
-        """Every tenant's ``next_run_at`` in one statement: the order of the next pass."""
-        with self._read() as conn:
-            rows = conn.execute(sa.select(TENANT.c.name, TENANT.c.next_run_at))
-            return {name: at for name, at in rows}
-
     def claim(
         self,
         tenant: str,
