@@ -42,6 +42,7 @@ from jobs.tasks import Tasks
 from sync.config import Settings
 from sync.crm import CRMError
 from sync.engine.runner import Runner
+from sync.engine.turns import heartbeat_seconds
 from sync.errors import first_line
 from sync.reload import Reloader
 from sync.sources import SourceError
@@ -115,7 +116,11 @@ class Daemon:
         d = self.settings.daemon
         scheduler = BlockingScheduler(
             jobstores={"default": MemoryJobStore()},
-            executors={"default": ThreadPoolExecutor(4), "watchdog": ThreadPoolExecutor(1)},
+            executors={
+                "default": ThreadPoolExecutor(4),
+                "watchdog": ThreadPoolExecutor(1),
+                "presence": ThreadPoolExecutor(1),
+            },
             job_defaults={"max_instances": 1, "coalesce": True},
             timezone=UTC,
         )
@@ -144,6 +149,9 @@ class Daemon:
             )
 
         add(self.tasks.sync, d.interval, now)
+        # Its own executor too: a long pass must not make a busy daemon look dead to its peers.
+        beat = heartbeat_seconds(d.interval)
+        add(self.tasks.presence, beat, now, jittered=False, executor="presence")
         add(self.tasks.customers, d.customers_interval, now)
         add(self.tasks.housekeeping, HOUSEKEEPING_SECONDS, now + timedelta(seconds=d.interval))
         if self.notifier.watchdog_seconds:

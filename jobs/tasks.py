@@ -20,7 +20,11 @@ from jobs.notify import Liveness, Notifier
 from sync.config import Settings
 from sync.engine.cycle import CycleReport
 from sync.engine.runner import Runner
+from sync.errors import first_line
 from sync.timeutil import utcnow
+
+LEASE_MARGIN = 0.2
+"""Seconds after a lease's expiry before it is tried again (clocks of two hosts differ)."""
 
 
 class Busy:
@@ -85,29 +89,63 @@ class Tasks:
         self.stop = stop
         self.busy = Busy()
         self._withheld = False
+        self._silent = False
 
     def sync(self) -> None:
         """One cycle for every tenant; each tenant's failures are in its report, not raised.
 
         A pass that outlasts the interval made the scheduler skip a tick: the next pass starts
-        at once instead of an interval later (a wave of calls, a dead peer's tenants).
+        at once instead of an interval later (a wave of calls, a dead peer's tenants). Tenants
+        the pass found busy whose lease expires before the next tick are tried again at that
+        expiry (a peer that died holding them, ``Runner.lease_retry``).
         """
         if self.stop.is_set():
             return
+        interval = self.settings.daemon.interval
         with self.busy.running():
+            began = self.monotonic()
+            only: list[str] | None = None
+            shown: dict[str, CycleReport] = {}
             while True:
-                began = self.monotonic()
                 try:
-                    reports = self.runner.once(progress=self.liveness.progress, drain=False)
+                    reports = self.runner.once(
+                        tenants=only, progress=self.liveness.progress, drain=False
+                    )
                 except Exception as exc:
                     self.notifier.status(f"sync failed at {utcnow():%H:%M:%S} UTC, retrying: {exc}")
                     raise
                 finally:
                     self.liveness.beat()
-                self.notifier.status(status_line(reports))
-                late = self.monotonic() - began >= self.settings.daemon.interval
-                if not late or self.stop.is_set():
+                shown.update((r.tenant, r) for r in reports)
+                self.notifier.status(status_line(list(shown.values())))
+                if self.stop.is_set():
                     return
+                spent = self.monotonic() - began
+                if spent >= interval and only is None:
+                    began, shown = self.monotonic(), {}
+                    continue  # late: the skipped tick's pass, now
+                retry = self.runner.lease_retry(reports, within=interval - spent)
+                if retry is None:
+                    return
+                only, wait = retry
+                if self.stop.wait(wait + LEASE_MARGIN):
+                    return
+
+    def presence(self) -> None:
+        """The heartbeat: tell the peers this daemon is alive, while its passes make progress
+        (``Liveness``). A daemon that is killed or hangs falls silent, and the next in line
+        takes its tenants within ``turns.presence_window`` instead of waiting for them to lag.
+        """
+        if self.stop.is_set() or not self.liveness.alive():
+            return
+        try:
+            self.runner.announce()
+        except Exception as exc:  # the sync job reports the database; say it once here
+            if not self._silent:
+                logger.warning(f"heartbeat: cannot write to sync_owner: {first_line(exc)}")
+            self._silent = True
+            return
+        self._silent = False
 
     def customers(self) -> None:
         """Refresh the phone -> customer map of this daemon's turn of the tenants (all of them

@@ -66,7 +66,7 @@ def processes(
 ) -> list[dict[str, Any]]:
     """The live daemons (as their peers see them) and how many of the configured tenants
     each is preferred for; rows of gone processes are left out."""
-    window = presence_window(settings.daemon.interval, settings.sync.lease_seconds)
+    window = presence_window(settings.daemon.interval)
     live = live_owners(presences, now, window, is_dead)
     preferred = Counter(preferred_owner(t.name, live) for t in settings.tenants) if live else {}
     return [
@@ -118,9 +118,7 @@ def run(args: argparse.Namespace) -> int:
         if t["last_error"]:
             state = "PAUSED: " if t["paused"] else "last error: "
             print(f"{'':<{width}}{state}{t['last_error']}")
-    _print_processes(
-        daemons, presence_window(settings.daemon.interval, settings.sync.lease_seconds)
-    )
+    _print_processes(daemons, presence_window(settings.daemon.interval))
     return 0
 
 

@@ -33,6 +33,7 @@ from sync.engine.orders import OrderMirror
 from sync.engine.store import Store, TenantState, owner_is_dead, this_owner
 from sync.engine.turns import (
     due_first,
+    lease_retry,
     live_owners,
     may_be_idle,
     merged,
@@ -218,8 +219,7 @@ class Runner:
         daemon = self.settings.daemon
         next_runs = _next_runs(states)
         try:
-            self.store.announce(self.owner, now)
-            self.announced = True
+            self.announce(now)
             owners = self._live_owners(now)
         except Exception as exc:  # the cycles report the database themselves
             logger.warning(
@@ -239,10 +239,39 @@ class Runner:
 
     def _live_owners(self, now: datetime) -> dict[str, datetime]:
         """The live daemons, owner -> started_at, in one statement (``turns.live_owners``)."""
-        settings = self.settings
-        window = presence_window(settings.daemon.interval, settings.sync.lease_seconds)
+        window = presence_window(self.settings.daemon.interval)
         rows = self.store.presences(seen_since=now - window)
         return live_owners(rows, now, window, owner_is_dead)
+
+    def announce(self, now: datetime | None = None) -> None:
+        """Say this daemon is alive (one upsert into ``sync_owner``): at each pass and from the
+        daemon's heartbeat job, so its peers can tell a busy daemon from a silent one."""
+        self.store.announce(self.owner, now or self.clock())
+        self.announced = True
+
+    def lease_retry(
+        self, reports: Iterable[CycleReport], within: float
+    ) -> tuple[list[str], float] | None:
+        """The tenants a pass found busy whose lease, held by another process, expires within
+        ``within`` seconds (before the next tick), and the seconds until then: a peer that died
+        holding them hands them over at their expiry (``turns.lease_retry``). One statement,
+        only when the pass found a busy tenant; None when there is nothing to try again."""
+        configured = {t.name for t in self.settings.tenants}  # a reload may have removed some
+        busy = {r.tenant for r in reports if r.outcome is CycleOutcome.BUSY} & configured
+        if not busy:
+            return None
+        now = self.clock()
+        try:
+            held = self.store.held_leases(busy)
+        except Exception as exc:  # the next tick tries them anyway
+            logger.warning(f"cannot read the busy tenants' leases: {first_line(exc)}")
+            return None
+        expiries = {n: at for n, (holder, at) in held.items() if holder != self.owner}
+        retry = lease_retry(expiries, now, now + timedelta(seconds=within))
+        if retry is None:
+            return None
+        names, at = retry
+        return names, (at - now).total_seconds()
 
     def _refresh_share(self, tenants: list[TenantSettings]) -> list[TenantSettings]:
         """The tenants this daemon's customers job refreshes now (two statements: the live

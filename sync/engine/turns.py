@@ -72,10 +72,22 @@ def ranked_owners(tenant: str, owners: Iterable[str]) -> list[str]:
     return sorted(owners, key=lambda owner: (_weight(tenant, owner), owner), reverse=True)
 
 
-def presence_window(interval: float, lease_seconds: float) -> timedelta:
-    """How long a presence row counts as a live process after its last pass: three ticks (a
-    slow pass or a late tick is not death), and never shorter than a lease."""
-    return timedelta(seconds=max(3 * interval, lease_seconds))
+HELP_TICKS = 3
+"""How many whole ticks a beating (busy) peer's tenant may lag before the next in line helps."""
+
+
+def heartbeat_seconds(interval: float) -> float:
+    """How often a daemon says it is alive (its own job, apart from the passes): three times
+    an interval, so a dead one is known after one interval; at least once a second."""
+    return max(1.0, interval / 3)
+
+
+def presence_window(interval: float) -> timedelta:
+    """How long a presence row counts as a live process: three heartbeats. A busy daemon keeps
+    beating through a long pass; one that stopped (killed, hung: the heartbeat stops when its
+    passes make no progress) drops out of the hash after this, and its tenants are the next
+    in line's own."""
+    return timedelta(seconds=max(3.0, interval))  # 3 × heartbeat_seconds, without rounding
 
 
 def live_owners(
@@ -104,29 +116,45 @@ def shared_pass(
     """The tenants a daemon takes in this pass, in order, given the live ``owners``
     (owner -> started_at, this process included or not).
 
-    First the tenants this process is preferred for (``due_first`` order); then peers'
-    tenants that are overdue. The second in line for a tenant (``ranked_owners``) takes it
-    once its ``next_run_at`` is older than ``now - grace``, a whole tick (interval + jitter)
-    its preferred owner let pass: it is slow, stuck or dead; the third in line after two such
-    ticks, and so on. A dead daemon's tenants are thus split among the others, each taken by
-    one of them, not tried by all. A tenant never run counts from its preferred owner's start.
-    The peers' other tenants are left to them this pass. Alone, it is ``due_first`` of every
-    name: the order before processes shared.
+    First the tenants this process is preferred for among the live daemons (``due_first``
+    order): a daemon that fell silent is not among them, so its tenants are already the next
+    in line's own. Then a busy peer's tenants that lag: the second in line for a tenant
+    (``ranked_owners``) helps once its ``next_run_at`` is ``HELP_TICKS`` ticks (interval +
+    jitter each, ``grace``) old, the third one tick later, and so on: a peer that beats but
+    cannot keep up (a wave, a slow host) gets help, not a race for its tenants on every tick.
+    A tenant never run counts from its preferred owner's start. Alone, it is ``due_first`` of
+    every name: the order before processes shared.
     """
     peers = set(owners) - {owner}
     if not peers:
         return due_first(names, next_run, owner)
     everyone = sorted(peers | {owner})
     own: list[str] = []
-    overdue: list[str] = []
+    lagging: list[str] = []
     for name in names:
         ranks = ranked_owners(name, everyone)
         place = ranks.index(owner)
         if place == 0:
             own.append(name)
-        elif (next_run.get(name) or owners[ranks[0]]) < now - place * grace:
-            overdue.append(name)
-    return due_first(own, next_run, owner) + due_first(overdue, next_run, owner)
+        elif (next_run.get(name) or owners[ranks[0]]) < now - (HELP_TICKS + place - 1) * grace:
+            lagging.append(name)
+    return due_first(own, next_run, owner) + due_first(lagging, next_run, owner)
+
+
+def lease_retry(
+    expiries: Mapping[str, datetime | None], now: datetime, before: datetime
+) -> tuple[list[str], datetime] | None:
+    """When to try again the tenants of a pass whose lease another process held: the
+    earliest expiry (and those within a second of it), if it comes before the next tick
+    (``before``). A peer that died holding leases then hands them over at their expiry, not
+    up to an interval later; a live holder renews its lease while it works, so its expiry
+    stays past the next tick and costs no retry."""
+    soon = {n: at for n, at in expiries.items() if at is not None and at < before}
+    if not soon:
+        return None
+    first = min(soon.values())
+    group = sorted(n for n, at in soon.items() if at <= first + timedelta(seconds=1))
+    return group, max(max(soon[n] for n in group), now)
 
 
 def refresh_turn(

@@ -26,7 +26,7 @@ from sync.emulator import Emulator, RecordedRequest
 from sync.engine.cycle import CycleReport
 from sync.engine.runner import Runner
 from sync.engine.store import Presence, Store
-from sync.engine.turns import preferred_owner
+from sync.engine.turns import HELP_TICKS, preferred_owner, presence_window
 from sync.sources.cdr_table import insert_legs
 from sync.timeutil import utcnow
 from tests.engine_fixtures import generated
@@ -127,46 +127,112 @@ def test_three_daemons_each_start_on_their_third_and_send_every_call_once(
     assert presences(pg_url) == [], "a clean close removes each process's row"
 
 
-def test_a_peer_that_stops_passing_hands_over_its_tenants_once_they_are_overdue(
-    tmp_path: Path, pg_url: str, emulator: Emulator
-) -> None:
+def two_daemons_and_a_wave(
+    tmp_path: Path, pg_url: str, emulator: Emulator, clock: StepClock
+) -> tuple[Runner, Runner, dict[str, set[str]], list[str]]:
+    """Two daemons that each passed once over their own 20 of 40 tenants (all sent), then a
+    new call for every tenant."""
     names = [f"t{i:03d}" for i in range(40)]
     settings = tenants_setup(tmp_path, pg_url, emulator, names, calls=40)
-    interval, jitter = settings.daemon.interval, settings.daemon.jitter  # 5 s and 3 s
-    clock = StepClock()
-    alive, stuck = OWNERS[0], OWNERS[1]
-    shares = share_of(names, [alive, stuck])
+    alive, other = OWNERS[0], OWNERS[1]
+    shares = share_of(names, [alive, other])
     a = Runner(settings, owner=alive, clock=clock)
-    b = Runner(settings, owner=stuck, clock=clock)
+    b = Runner(settings, owner=other, clock=clock)
+    a.store.announce(alive, clock())
+    b.store.announce(other, clock())
+    assert tenants_of(a.once(drain=False)) == shares[alive]
+    assert tenants_of(b.once(drain=False)) == shares[other]
+    assert unsent(pg_url) == 0
+    wave = generated(40, tenants=tuple(names), hours_ago=0.5, seed=11, spacing_seconds=1.0)
+    insert_legs(a.engine, wave)
+    return a, b, shares, names
+
+
+def test_a_peer_that_falls_silent_hands_over_its_tenants_after_the_presence_window(
+    tmp_path: Path, pg_url: str, emulator: Emulator
+) -> None:
+    clock = StepClock()
+    a, b, shares, names = two_daemons_and_a_wave(tmp_path, pg_url, emulator, clock)
+    window = presence_window(a.settings.daemon.interval)  # 5 s: three heartbeats
     try:
-        a.store.announce(alive, clock())
-        b.store.announce(stuck, clock())
-        assert tenants_of(a.once(drain=False)) == shares[alive]
-        assert tenants_of(b.once(drain=False)) == shares[stuck]
-        assert unsent(pg_url) == 0
-        # b stops here (stuck, or killed on another host: its row stays fresh for a while).
-        # A new call for every tenant arrives.
-        wave = generated(40, tenants=tuple(names), hours_ago=0.5, seed=11, spacing_seconds=1.0)
-        insert_legs(a.engine, wave)
+        # b is killed on another host here: no heartbeat, no pass. Its lease-less tenants
+        # are not late yet.
         before = len(emulator.requests)
-        clock.advance(interval)  # a's next tick: b's tenants are due, not overdue
-        assert tenants_of(a.once(drain=False)) == shares[alive]
-        assert labels_uploaded(emulator, before) <= shares[alive], "b's are left to b"
-        assert labels_uploaded(emulator, before), "a uploaded its own new calls"
-        clock.advance(interval + jitter + 1)  # b let a whole tick go by: its tenants overdue
+        clock.advance(window.total_seconds() - 1)  # a's next tick: b may just be slow
+        assert tenants_of(a.once(drain=False)) == shares[OWNERS[0]]
+        assert labels_uploaded(emulator, before) <= shares[OWNERS[0]], "b's are left to b"
+        clock.advance(2)  # b silent for longer than the window: out of the hash
         third = {r.tenant: r for r in a.once(drain=False)}
-        seen = a.store.presences(seen_since=clock() - timedelta(seconds=30))
+        live = a._live_owners(clock())
     finally:
         a.close()
-    assert [p.owner for p in seen] == [alive, stuck], "b still looks live: overdue is what helped"
-    assert set(third) == set(names), "its own (now idle) and b's overdue tenants"
-    assert all(third[n].outcome == "ok" for n in shares[stuck]), list(third.values())
-    assert labels_uploaded(emulator, before) & shares[stuck], "a uploaded b's new calls"
+    assert list(live) == [OWNERS[0]]
+    assert set(third) == set(names), "its own (now idle) and b's, its own now"
+    assert all(third[n].outcome == "ok" for n in shares[OWNERS[1]]), list(third.values())
+    assert labels_uploaded(emulator, before) & shares[OWNERS[1]], "a uploaded b's new calls"
     assert unsent(pg_url) == 0, "every call of the wave delivered"
     ids = sent_ids(emulator)
     assert len(ids) == len(set(ids)), "no call sent twice"
-    assert [p.owner for p in presences(pg_url)] == [stuck], "a's clean close removed a's row"
+    assert [p.owner for p in presences(pg_url)] == [OWNERS[1]], "a's clean close removed a's row"
     b.close()
+
+
+def test_a_busy_peer_that_beats_keeps_its_tenants_until_they_lag_three_ticks(
+    tmp_path: Path, pg_url: str, emulator: Emulator
+) -> None:
+    clock = StepClock()
+    a, b, shares, names = two_daemons_and_a_wave(tmp_path, pg_url, emulator, clock)
+    daemon = a.settings.daemon
+    grace = daemon.interval + daemon.jitter  # 5 s and 3 s
+    try:
+        before = len(emulator.requests)
+        # b's heartbeat goes on; its pass is stuck in a backlog. Its tenants were due at its
+        # next tick, an interval after its pass; a helps three whole ticks after that.
+        for step in (daemon.interval, *[grace] * (HELP_TICKS - 1), grace - 1):
+            clock.advance(step)
+            b.announce()
+            assert tenants_of(a.once(drain=False)) == shares[OWNERS[0]], "b's are left to b"
+        assert labels_uploaded(emulator, before) <= shares[OWNERS[0]]
+        clock.advance(2)
+        b.announce()
+        fourth = {r.tenant: r for r in a.once(drain=False)}
+        live = a._live_owners(clock())
+    finally:
+        a.close()
+        b.close()
+    assert sorted(live) == OWNERS[:2], "b still beats: lagging is what made a help"
+    assert set(fourth) == set(names)
+    assert all(fourth[n].outcome == "ok" for n in shares[OWNERS[1]]), list(fourth.values())
+    assert unsent(pg_url) == 0, "every call of the wave delivered"
+    ids = sent_ids(emulator)
+    assert len(ids) == len(set(ids)), "no call sent twice"
+
+
+def test_a_lease_left_by_a_dead_peer_on_another_host_is_tried_again_at_its_expiry(
+    tmp_path: Path, pg_url: str, emulator: Emulator
+) -> None:
+    names = [f"t{i:02d}" for i in range(10)]
+    settings = tenants_setup(tmp_path, pg_url, emulator, names, calls=10)
+    interval, lease = settings.daemon.interval, settings.sync.lease_seconds
+    clock = StepClock()
+    a = Runner(settings, owner=OWNERS[0], clock=clock)
+    try:
+        # A daemon of another host took t03's lease, then was killed: nobody releases it.
+        assert a.store.claim("t03", OWNERS[1], lease, clock()) is not None
+        first = {r.tenant: r for r in a.once(drain=False)}
+        assert first["t03"].outcome == "busy"
+        assert a.lease_retry(first.values(), within=interval) is None, "expires after the tick"
+        clock.advance(lease - 2)  # a tick later: the lease expires 2 s before the next one
+        late = {r.tenant: r for r in a.once(drain=False)}
+        assert late["t03"].outcome == "busy"
+        retry = a.lease_retry(late.values(), within=interval)
+        assert retry == (["t03"], 2.0)
+        clock.advance(retry[1])
+        again = a.once(["t03"], drain=False)
+    finally:
+        a.close()
+    assert [(r.tenant, r.outcome, r.sent) for r in again] == [("t03", "ok", 1)]
+    assert unsent(pg_url) == 0
 
 
 @pytest.mark.parametrize("url", ["pg_url", "sqlite_url"])
@@ -233,7 +299,7 @@ def test_status_lists_the_live_daemons_and_their_shares_in_one_more_statement(
     try:
         store = Store(engine)
         store.announce(OWNERS[0], now - timedelta(seconds=2))
-        store.announce(OWNERS[1], now - timedelta(seconds=9))
+        store.announce(OWNERS[1], now - timedelta(seconds=3))  # the window is 5 s
         store.announce("pbx-gone:7", now - timedelta(hours=1))  # older than the window
         store.announce(f"{socket.gethostname()}:{dead_pid()}", now)  # killed on this host
     finally:
@@ -257,8 +323,8 @@ def test_status_lists_the_live_daemons_and_their_shares_in_one_more_statement(
     assert set(by_owner) == set(OWNERS[:2]), "gone and dead processes are not listed"
     for owner in OWNERS[:2]:
         assert by_owner[owner]["preferred_tenants"] == shares[owner]
-    assert 1 <= by_owner[OWNERS[0]]["seen_seconds_ago"] <= 5
-    assert 8 <= by_owner[OWNERS[1]]["seen_seconds_ago"] <= 12
+    assert 1 <= by_owner[OWNERS[0]]["seen_seconds_ago"] <= 2
+    assert 3 <= by_owner[OWNERS[1]]["seen_seconds_ago"] <= 4
     assert main(["--config", str(settings.path), "status"]) == 0
     text = capsys.readouterr().out
     assert "2 daemon(s)" in text

@@ -332,7 +332,7 @@ def test_status_filters_by_tenant_shows_the_owner_in_two_statements(
     assert main(["--config", str(settings.path), "status", "--tenant", "t7"]) == 0
     text = capsys.readouterr().out
     assert "elsewhere:4242" in text and "t8" not in text
-    assert "no daemon (`run`) seen in the last 30 s" in text, "once writes no presence row"
+    assert "no daemon (`run`) seen in the last 5 s" in text, "once writes no presence row"
 
 
 def test_idle_tenants_cost_a_handful_of_statements_and_no_lease(

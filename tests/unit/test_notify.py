@@ -165,10 +165,75 @@ def test_a_pass_longer_than_the_interval_is_followed_at_once_by_the_next() -> No
             self.passes += 1
             return []
 
+        def lease_retry(self, reports: object, within: float) -> None:
+            return None
+
     runner = Busy()
     tasks = make_tasks(RecordingNotifier(), Liveness(max_quiet=60, clock=clock), runner, clock)
     tasks.sync()
     assert runner.passes == 3, "two late passes, each followed at once; the third on time"
+
+
+def test_busy_tenants_whose_lease_expires_before_the_tick_get_a_pass_of_their_own() -> None:
+    clock = FakeClock()
+    busy = CycleReport("held", outcome=CycleOutcome.BUSY)
+
+    class PeerDied:
+        def __init__(self) -> None:
+            self.passes: list[object] = []
+            self.asked: list[float] = []
+
+        def once(self, tenants: object = None, **_: object) -> list[CycleReport]:
+            self.passes.append(tenants)
+            clock.now += 2.0
+            return [CycleReport("mine"), busy] if tenants is None else [CycleReport("held")]
+
+        def lease_retry(
+            self, reports: list[CycleReport], within: float
+        ) -> tuple[list[str], float] | None:
+            self.asked.append(within)
+            return (["held"], 0.0) if busy in reports else None
+
+    runner = PeerDied()
+    notifier = RecordingNotifier()
+    tasks = make_tasks(notifier, Liveness(max_quiet=60, clock=clock), runner, clock)
+    tasks.sync()
+    assert runner.passes == [None, ["held"]], "a full pass, then the busy tenant at its expiry"
+    assert runner.asked == [8.0, 6.0], "only expiries before the next tick (10 s interval)"
+    assert notifier.sent[-1].startswith("STATUS=last cycle") and "held ok" in notifier.sent[-1]
+    assert "mine ok" in notifier.sent[-1], "the status line keeps the full pass's tenants"
+
+
+def test_the_heartbeat_stops_while_passes_make_no_progress(messages: list[str]) -> None:
+    clock = FakeClock()
+
+    class Announcing:
+        beats = 0
+        fail = False
+
+        def announce(self) -> None:
+            if self.fail:
+                raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+            self.beats += 1
+
+    runner = Announcing()
+    tasks = make_tasks(RecordingNotifier(), Liveness(max_quiet=10, clock=clock), runner)
+    tasks.presence()
+    assert runner.beats == 1
+    clock.now += 11  # hung: its peers must see it silent and take its tenants
+    tasks.presence()
+    assert runner.beats == 1
+    tasks.liveness.beat()
+    runner.fail = True
+    tasks.presence()
+    tasks.presence()
+    assert sum("heartbeat: cannot write to sync_owner" in m for m in messages) == 1
+    runner.fail = False
+    tasks.presence()
+    assert runner.beats == 2
+    tasks.stop.set()
+    tasks.presence()
+    assert runner.beats == 2, "a stopping daemon no longer says it is alive"
 
 
 def test_watchdog_pings_only_while_cycles_make_progress(messages: list[str]) -> None:

@@ -8,7 +8,10 @@ from datetime import datetime, timedelta
 
 from sync.engine.store import Presence
 from sync.engine.turns import (
+    HELP_TICKS,
     due_first,
+    heartbeat_seconds,
+    lease_retry,
     live_owners,
     preferred_owner,
     presence_window,
@@ -19,6 +22,8 @@ from sync.engine.turns import (
 
 NOW = datetime(2026, 3, 2, 10, 0, 0)
 GRACE = timedelta(seconds=10)
+HELP = HELP_TICKS * GRACE
+"""How long a busy (beating) peer's tenant lags before the second in line helps."""
 TENANTS = [f"e{i:05d}" for i in range(3_000)]
 THREE = ["pbx-a:101", "pbx-b:202", "pbx-c:303"]
 
@@ -58,7 +63,7 @@ def turns_for(names: list[str], at: datetime | None) -> dict[str, datetime | Non
     return dict.fromkeys(names, at)
 
 
-def test_own_tenants_first_then_the_peers_overdue_ones_fresh_ones_left_out() -> None:
+def test_own_tenants_first_then_a_busy_peers_lagging_ones_fresh_ones_left_out() -> None:
     names = TENANTS[:90]
     me, peer, other = THREE
     started = NOW - timedelta(hours=1)
@@ -69,8 +74,8 @@ def test_own_tenants_first_then_the_peers_overdue_ones_fresh_ones_left_out() -> 
     overdue, fresh = theirs[::2], theirs[1::2]
     next_run: dict[str, datetime | None] = {}
     next_run |= turns_for(mine, NOW - timedelta(seconds=1))
-    next_run |= turns_for(overdue, NOW - GRACE - timedelta(seconds=1))  # missed a whole tick
-    next_run |= turns_for(fresh, NOW - GRACE + timedelta(seconds=1))  # due, the peer on time
+    next_run |= turns_for(overdue, NOW - HELP - timedelta(seconds=1))  # three ticks behind
+    next_run |= turns_for(fresh, NOW - HELP + timedelta(seconds=1))  # late, not that late
     next_run[mine[0]] = NOW - timedelta(minutes=5)  # yielded long ago: still first
     order = shared_pass(names, next_run, me, owners, NOW, GRACE)
     second = [n for n in overdue if ranked_owners(n, THREE)[1] == me]
@@ -79,19 +84,19 @@ def test_own_tenants_first_then_the_peers_overdue_ones_fresh_ones_left_out() -> 
     assert order[len(mine) :] == due_first(second, next_run, me), "second in line takes them"
     assert not set(order) & set(fresh)
     assert {of[n] for n in second} == {peer, other}, "both peers' late tenants are taken"
-    # Two ticks late: the third in line steps in too.
-    next_run |= turns_for(overdue, NOW - 2 * GRACE - timedelta(seconds=1))
+    # One more tick late: the third in line steps in too.
+    next_run |= turns_for(overdue, NOW - HELP - GRACE - timedelta(seconds=1))
     later = shared_pass(names, next_run, me, owners, NOW, GRACE)
     assert later[len(mine) :] == due_first(overdue, next_run, me)
 
 
-def test_a_dead_daemons_tenants_are_split_among_the_others_not_taken_by_each() -> None:
+def test_a_lagging_peers_tenants_are_split_among_the_others_not_taken_by_each() -> None:
     names = TENANTS[:600]
     owners = dict.fromkeys(THREE, NOW - timedelta(hours=1))
     of = owners_of(names, THREE)
     dead = THREE[0]
     next_run = turns_for(names, NOW) | turns_for(
-        [n for n in names if of[n] == dead], NOW - GRACE - timedelta(seconds=1)
+        [n for n in names if of[n] == dead], NOW - HELP - timedelta(seconds=1)
     )
     taken = [
         [n for n in shared_pass(names, next_run, me, owners, NOW, GRACE) if of[n] == dead]
@@ -107,9 +112,9 @@ def test_a_tenant_the_peer_never_ran_counts_from_the_peers_start() -> None:
     of = owners_of(names, THREE[:2])
     theirs = {n for n in names if of[n] == peer}
     never: dict[str, datetime | None] = dict.fromkeys(names)
-    just_started = {me: NOW, peer: NOW - GRACE + timedelta(seconds=1)}
+    just_started = {me: NOW, peer: NOW - HELP + timedelta(seconds=1)}
     assert set(shared_pass(names, never, me, just_started, NOW, GRACE)) == set(names) - theirs
-    long_ago = {me: NOW, peer: NOW - GRACE - timedelta(seconds=1)}
+    long_ago = {me: NOW, peer: NOW - HELP - timedelta(seconds=1)}
     assert set(shared_pass(names, never, me, long_ago, NOW, GRACE)) == set(names)
 
 
@@ -131,10 +136,53 @@ def test_every_tenant_is_someones_in_every_pass_of_three_on_time() -> None:
     assert sorted(n for p in passes for n in p) == sorted(names), "each exactly once"
 
 
+def test_a_silent_daemons_tenants_are_the_next_in_lines_own_at_once() -> None:
+    """Out of the live set (no heartbeat for a window), a daemon's tenants need not lag: each
+    is its second in line's own, in that one's first part of the pass."""
+    names = TENANTS[:300]
+    of = owners_of(names, THREE)
+    silent = THREE[0]
+    next_run = turns_for(names, NOW)  # nothing lags
+    beating = dict.fromkeys(THREE[1:], NOW - timedelta(hours=1))
+    passes = {me: shared_pass(names, next_run, me, beating, NOW, GRACE) for me in THREE[1:]}
+    for me, order in passes.items():
+        taken = {n for n in order if of[n] == silent}
+        assert taken == {n for n in names if of[n] == silent and ranked_owners(n, THREE)[1] == me}
+    assert sorted(n for p in passes.values() for n in p) == sorted(names), "each exactly once"
+
+
+def test_the_heartbeat_tells_a_dead_daemon_within_one_interval() -> None:
+    assert heartbeat_seconds(30) == 10
+    assert presence_window(30) == timedelta(seconds=30), "three heartbeats"
+    assert heartbeat_seconds(2) == 1, "at least once a second"
+    assert presence_window(2) == timedelta(seconds=3)
+
+
+def test_busy_tenants_are_tried_again_at_the_earliest_expiry_before_the_next_tick() -> None:
+    tick = NOW + timedelta(seconds=10)
+    at = NOW + timedelta(seconds=4)
+    expiries: dict[str, datetime | None] = {
+        "held-by-dead": at,
+        "same-moment": at + timedelta(milliseconds=600),
+        "a-bit-later": at + timedelta(seconds=3),
+        "renewed-by-a-live-holder": NOW + timedelta(seconds=19),
+        "released": None,
+    }
+    assert lease_retry(expiries, NOW, tick) == (
+        ["held-by-dead", "same-moment"],
+        at + timedelta(milliseconds=600),
+    )
+    del expiries["held-by-dead"], expiries["same-moment"]
+    assert lease_retry(expiries, NOW, tick) == (["a-bit-later"], at + timedelta(seconds=3))
+    expired = {"holder-gone": NOW - timedelta(seconds=2)}
+    assert lease_retry(expired, NOW, tick) == (["holder-gone"], NOW), "at once"
+    assert lease_retry({"renewed": NOW + timedelta(seconds=19)}, NOW, tick) is None
+    assert lease_retry({}, NOW, tick) is None
+
+
 def test_live_owners_drop_stale_rows_and_dead_pids() -> None:
-    window = presence_window(interval=10, lease_seconds=20)
-    assert window == timedelta(seconds=30)
-    assert presence_window(interval=30, lease_seconds=60) == timedelta(seconds=90)
+    window = presence_window(interval=10)
+    assert window == timedelta(seconds=10)
     rows = [
         Presence("pbx-a:101", NOW - timedelta(hours=2), NOW - timedelta(seconds=5)),
         Presence("pbx-b:202", NOW - timedelta(hours=2), NOW - window - timedelta(seconds=1)),
