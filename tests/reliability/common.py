@@ -103,11 +103,17 @@ def spawn(
     stderr: Path,
     env: dict[str, str] | None = None,
     level: str | None = None,
+    host: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """A ``retailcrm-sync`` child whose stderr is kept in ``stderr``."""
+    """A ``retailcrm-sync`` child whose stderr is kept in ``stderr``; with ``host``, under
+    that host name in a UTS namespace of its own (``unshare --uts``, root): its ``host:pid``
+    then stands for a process on another host, whose death this host cannot see."""
+    prefix = []
+    if host is not None:
+        prefix = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh"]
     with open(stderr, "wb") as err:
         return subprocess.Popen(
-            command(path, *args, level=level),
+            prefix + command(path, *args, level=level),
             env=env or cli_env(),
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -164,11 +170,16 @@ class Daemon:
     """``retailcrm-sync run`` as a child process; killed on exit if still running."""
 
     def __init__(
-        self, path: Path, stderr: Path, env: dict[str, str] | None = None, level: str | None = None
+        self,
+        path: Path,
+        stderr: Path,
+        env: dict[str, str] | None = None,
+        level: str | None = None,
+        host: str | None = None,
     ) -> None:
         self.path = path
         self.stderr_path = stderr
-        self.proc = spawn(path, "run", stderr=stderr, env=env, level=level)
+        self.proc = spawn(path, "run", stderr=stderr, env=env, level=level, host=host)
 
     def __enter__(self) -> Daemon:
         return self

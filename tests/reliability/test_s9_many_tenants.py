@@ -6,7 +6,8 @@ the leases guard every cycle): each uploads for some of them. Calls arrive in wa
 process is killed with SIGKILL in the middle of a wave. Its tenants must be served again within
 ``lease_seconds`` + interval (on this host a dead ``host:pid`` owner is taken over at once;
 another host waits for the lease to expire), every call reaches the CRM, and ``status --json``
-names no dead owner afterwards.
+names no dead owner afterwards. Run twice: the victim on this host, and under a host name of
+its own (``unshare --uts``), where only its silent heartbeat and its leases' expiry tell.
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def directory(url: str, names: list[str], crm: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.parametrize("victim_host", [None, "s9-other-host"], ids=["same-host", "other-host"])
 def test_three_processes_share_the_tenants_and_survive_a_kill_9(
-    tmp_path: Path, pg_url: str, emulator: Emulator
+    tmp_path: Path, pg_url: str, emulator: Emulator, victim_host: str | None
 ) -> None:
     names = [f"ent{i:04d}" for i in range(TENANTS)]
     emulator.require_module = False
@@ -98,7 +100,12 @@ stop_timeout = 15
     )
     expected = expected_payloads(read_settings(path), legs)
     started = datetime.now(UTC).replace(tzinfo=None)
-    daemons = [Daemon(path, tmp_path / f"daemon-{i}.err", env=cli_env()) for i in range(3)]
+    daemons = [
+        Daemon(
+            path, tmp_path / f"daemon-{i}.err", env=cli_env(), host=victim_host if i == 0 else None
+        )
+        for i in range(3)
+    ]
     victim, survivors = daemons[0], daemons[1:]
     takeover = 0.0
     try:
@@ -145,7 +152,7 @@ stop_timeout = 15
             d.__exit__()
     dead_owner = f":{victim.proc.pid}"
     figure(
-        "9 three processes, many tenants",
+        f"9 three processes, many tenants, victim on {'another' if victim_host else 'this'} host",
         tenants=TENANTS,
         calls=len(expected),
         processes_that_uploaded_before_the_kill=len(owners),
