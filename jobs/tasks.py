@@ -121,10 +121,12 @@ class Tasks:
                 if self.stop.is_set():
                     return
                 spent = self.monotonic() - began
-                if spent >= interval and only is None:
-                    began, shown = self.monotonic(), {}
-                    continue  # late: the skipped tick's pass, now
-                retry = self.runner.lease_retry(reports, within=interval - spent)
+                if spent >= interval:
+                    began, shown, only = self.monotonic(), {}, None
+                    continue  # late: the skipped tick's full pass, now
+                # The next tick may come up to a jitter early: a retry must end before it.
+                before_tick = interval - self.settings.daemon.jitter - spent - LEASE_MARGIN
+                retry = self.runner.lease_retry(reports, within=before_tick)
                 if retry is None:
                     return
                 only, wait = retry

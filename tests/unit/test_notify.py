@@ -148,7 +148,7 @@ def messages() -> Iterator[list[str]]:
 
 
 def make_tasks(notifier: Any, liveness: Liveness, runner: Any = None, clock: Any = None) -> Tasks:
-    daemon = SimpleNamespace(keep_days=30, interval=10)
+    daemon = SimpleNamespace(keep_days=30, interval=10, jitter=1)
     settings: Any = SimpleNamespace(tenants=(), daemon=daemon)
     return Tasks(settings, runner, notifier, liveness, threading.Event(), clock or FakeClock())
 
@@ -199,9 +199,32 @@ def test_busy_tenants_whose_lease_expires_before_the_tick_get_a_pass_of_their_ow
     tasks = make_tasks(notifier, Liveness(max_quiet=60, clock=clock), runner, clock)
     tasks.sync()
     assert runner.passes == [None, ["held"]], "a full pass, then the busy tenant at its expiry"
-    assert runner.asked == [8.0, 6.0], "only expiries before the next tick (10 s interval)"
+    assert runner.asked == pytest.approx([6.8, 4.8]), "to end before the tick (10 s - 1 s jitter)"
     assert notifier.sent[-1].startswith("STATUS=last cycle") and "held ok" in notifier.sent[-1]
     assert "mine ok" in notifier.sent[-1], "the status line keeps the full pass's tenants"
+
+
+def test_a_retry_that_ran_into_the_tick_is_followed_at_once_by_a_full_pass() -> None:
+    clock = FakeClock()
+    took = {None: 2.0, "held": 9.0}  # the held tenant's backlog outlasted the tick
+
+    class SlowRetry:
+        def __init__(self) -> None:
+            self.passes: list[object] = []
+
+        def once(self, tenants: list[str] | None = None, **_: object) -> list[CycleReport]:
+            self.passes.append(tenants)
+            clock.now += took[tenants[0] if tenants else None]
+            busy = CycleReport("held", outcome=CycleOutcome.BUSY)
+            return [busy] if len(self.passes) == 1 else []
+
+        def lease_retry(self, reports: list[CycleReport], within: float) -> object:
+            return (["held"], 0.0) if reports else None
+
+    runner = SlowRetry()
+    tasks = make_tasks(RecordingNotifier(), Liveness(max_quiet=60, clock=clock), runner, clock)
+    tasks.sync()
+    assert runner.passes == [None, ["held"], None], "the skipped tick's full pass, at once"
 
 
 def test_the_heartbeat_stops_while_passes_make_no_progress(messages: list[str]) -> None:
