@@ -34,22 +34,17 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
-from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.notify import Liveness, Notifier
 from jobs.signals import ReloadSignal, StopSignals
 from jobs.tasks import Tasks
 from sync.config import Settings
-from sync.crm import CRMError
-from sync.engine.runner import Runner
+from sync.engine.runner import OUTSIDE_ERRORS, Runner
 from sync.engine.turns import heartbeat_seconds
 from sync.errors import first_line
 from sync.reload import Reloader
-from sync.sources import SourceError
 
 HOUSEKEEPING_SECONDS = 3600
-EXPECTED_ERRORS = (SQLAlchemyError, CRMError, SourceError, OSError)
-"""Failures of the outside world (database, CRM, call log): a warning, no traceback."""
 
 
 def describe(exc: BaseException) -> str:
@@ -63,7 +58,7 @@ def on_job_event(event: SchedulerEvent) -> None:
     job = event.job_id
     if event.code == EVENT_JOB_ERROR and isinstance(event, JobExecutionEvent):
         exc = event.exception
-        if isinstance(exc, EXPECTED_ERRORS):
+        if isinstance(exc, OUTSIDE_ERRORS):
             logger.warning(f"job {job} failed: {describe(exc)}; the next run tries again")
         else:
             logger.opt(exception=exc).error(

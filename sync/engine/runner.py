@@ -21,10 +21,11 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from loguru import logger
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync import db
 from sync.config import Settings, TenantSettings
-from sync.crm import RetailCRMClient
+from sync.crm import CRMError, RetailCRMClient
 from sync.crm.factory import daemon_client
 from sync.engine.clients import ClientCache
 from sync.engine.customers import CustomerMap, MapReport
@@ -43,8 +44,11 @@ from sync.engine.turns import (
     unchanged,
 )
 from sync.errors import first_line
-from sync.sources import open_source
+from sync.sources import SourceError, open_source
 from sync.timeutil import Clock, utcnow
+
+OUTSIDE_ERRORS = (SQLAlchemyError, CRMError, SourceError, OSError)
+"""Failures of the outside world (database, CRM, call log): one line, no traceback."""
 
 R = TypeVar("R")
 FEW = 10
@@ -385,7 +389,8 @@ class Runner:
         except Exception as exc:
             report = CycleReport(tenant.name, outcome=CycleOutcome.ERROR)
             report.error = first_line(exc, with_type=True)
-            logger.opt(exception=exc).error(report.summary())
+            expected = isinstance(exc, OUTSIDE_ERRORS)  # a database that is down, say
+            logger.opt(exception=None if expected else exc).error(report.summary())
             return report
 
     def refresh_customers(
