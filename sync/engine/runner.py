@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -34,10 +34,12 @@ from sync.engine.orders import OrderMirror
 from sync.engine.store import Store, TenantState, owner_is_dead, this_owner
 from sync.engine.turns import (
     due_first,
+    heartbeat_seconds,
     lease_retry,
     live_owners,
     may_be_idle,
     merged,
+    orphans,
     presence_window,
     refresh_turn,
     shared_pass,
@@ -180,12 +182,19 @@ class Runner:
         todo = list(chosen.values())
         states = self._states()
         shared = None if drain else self._share(todo, states)
+        others: dict[str, TenantSettings] = {}
         if shared is not None:
-            todo = shared
+            todo, owners = shared
+            mine = {t.name for t in todo}
+            others = {n: t for n, t in chosen.items() if n not in mine}
         changed: set[str] = set()
         if window is None:
             todo, idle, changed = self._idle_pass(todo, states)
             reports.update((r.tenant, r) for r in idle)
+        busy: dict[str, TenantSettings] = {}
+        more = None
+        if shared is not None and window is None:
+            more = self._watch(others, busy, owners, reports, changed)
 
         def run(tenant: TenantSettings) -> CycleReport:
             # Only its first slice may trust the pass's probe: later ones look again.
@@ -194,10 +203,84 @@ class Runner:
         def done(tenant: TenantSettings, report: CycleReport) -> bool:
             previous = reports.get(tenant.name)
             reports[tenant.name] = report if previous is None else merged(previous, report)
+            if report.outcome is CycleOutcome.BUSY:
+                busy[tenant.name] = tenant
             return drain and report.yielded
 
-        self.bounded(todo if shared is not None else self._due(todo, states), run, done)
+        self.bounded(todo if shared is not None else self._due(todo, states), run, done, more)
         return [reports[n] for n in chosen if n in reports]
+
+    def _watch(
+        self,
+        others: dict[str, TenantSettings],
+        busy: dict[str, TenantSettings],
+        owners: Collection[str],
+        reports: dict[str, CycleReport],
+        changed: set[str],
+    ) -> Callable[[], list[TenantSettings]]:
+        """What a daemon's pass takes on while it runs, checked once a heartbeat (a statement
+        or two, only in a pass that long): the tenants of daemons that fell silent
+        (``_orphans``), and tenants found busy whose lease has since been freed or expired
+        (``_freed``: a killed daemon's). Both go ahead of the pass's own: a wave's pass can
+        last several presence windows and lease terms, and nobody else serves them."""
+        every = timedelta(seconds=heartbeat_seconds(self.settings.daemon.interval))
+        live = set(owners)
+        due = self.clock() + every
+
+        def more() -> list[TenantSettings]:
+            nonlocal live, due
+            now = self.clock()
+            if now < due or not (others or busy):
+                return []
+            due = now + every
+            taken = self._freed(busy, now)
+            if others:
+                try:
+                    after = set(self._live_owners(now))
+                except Exception:  # the pass goes on with its share; the next one reads again
+                    return taken
+                taken += self._orphans(others, live, after, reports, changed)
+                live = after
+            return taken
+
+        return more
+
+    def _orphans(
+        self,
+        others: dict[str, TenantSettings],
+        before: set[str],
+        after: set[str],
+        reports: dict[str, CycleReport],
+        changed: set[str],
+    ) -> list[TenantSettings]:
+        """The part of silent daemons' tenants this one now comes first for
+        (``turns.orphans``), taken out of ``others``; idle ones set aside as at the start of
+        a pass, the rest due first."""
+        names = orphans(others, before, after, self.owner)
+        if not names:
+            return []
+        states = self._states()
+        todo, idle, seen = self._idle_pass([others.pop(n) for n in names], states)
+        reports.update((r.tenant, r) for r in idle)
+        changed.update(seen)
+        silent = ", ".join(sorted(before - after))
+        logger.info(
+            f"{len(names)} tenants of {silent}, silent, taken on in this pass: "
+            f"{len(todo)} with work"
+        )
+        return self._due(todo, states)
+
+    def _freed(self, busy: dict[str, TenantSettings], now: datetime) -> list[TenantSettings]:
+        """The tenants of ``busy`` whose lease is no longer held (released, expired, or its
+        holder's pid dead on this host), taken out of ``busy``; one select."""
+        if not busy:
+            return []
+        try:
+            held = self.store.held_leases(busy)
+        except Exception:  # the pass's lease retry asks again
+            return []
+        free = [n for n in busy if n not in held or held[n][1] <= now or owner_is_dead(held[n][0])]
+        return [busy.pop(n) for n in free]
 
     def _states(self) -> dict[str, TenantState] | None:
         """Every tenant's row, read once for the pass (its share, idle check and order)."""
@@ -212,11 +295,12 @@ class Runner:
 
     def _share(
         self, tenants: list[TenantSettings], states: Mapping[str, TenantState] | None
-    ) -> list[TenantSettings] | None:
-        """This daemon's share of ``tenants`` for the pass, in order: say it is alive (one
-        upsert), read who else is (one select), then ``turns.shared_pass`` on the turns in
-        ``states``. None when the database says nothing: the pass then takes every tenant as
-        if alone, first come first served, as the leases allow."""
+    ) -> tuple[list[TenantSettings], dict[str, datetime]] | None:
+        """This daemon's share of ``tenants`` for the pass, in order, and the live daemons it
+        was cut for: say it is alive (one upsert), read who else is (one select), then
+        ``turns.shared_pass`` on the turns in ``states``. None when the database says
+        nothing: the pass then takes every tenant as if alone, first come first served, as
+        the leases allow."""
         if states is None:
             return None
         now = self.clock()
@@ -239,7 +323,7 @@ class Runner:
                 f"{len(order)} of {len(tenants)} tenants are this process's share "
                 f"({len(set(owners) | {self.owner})} processes live)"
             )
-        return [by_name[n] for n in order]
+        return [by_name[n] for n in order], owners
 
     def _live_owners(self, now: datetime) -> dict[str, datetime]:
         """The live daemons, owner -> started_at, in one statement (``turns.live_owners``)."""
@@ -354,12 +438,16 @@ class Runner:
         items: Iterable[TenantSettings],
         work: Callable[[TenantSettings], R],
         done: Callable[[TenantSettings, R], bool],
+        more: Callable[[], list[TenantSettings]] | None = None,
     ) -> None:
         """Run ``work`` for each item on the pool, at most ``workers`` in flight; an item whose
-        ``done`` says True goes to the back of the queue. Stops taking items on stop."""
+        ``done`` says True goes to the back of the queue; what ``more`` returns (asked
+        between items) goes to its front. Stops taking items on stop."""
         queue = deque(items)
         running: dict[Future[R], TenantSettings] = {}
         while queue or running:
+            if more is not None:
+                queue.extendleft(reversed(more()))
             while queue and len(running) < self.workers and not self.stop.is_set():
                 item = queue.popleft()
                 running[self.pool.submit(work, item)] = item

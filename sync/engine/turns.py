@@ -141,6 +141,24 @@ def shared_pass(
     return due_first(own, next_run, owner) + due_first(lagging, next_run, owner)
 
 
+def orphans(
+    names: Iterable[str], before: Collection[str], after: Collection[str], owner: str
+) -> list[str]:
+    """The tenants of ``names`` a pass takes on when live daemons fell silent during it: those
+    whose preferred owner among ``before`` (the daemons live at the pass's start, this one
+    included) is no longer among ``after``, and whose preferred owner among ``after`` is this
+    one. Each survivor finds its own part of the silent daemon's tenants, the part its next
+    pass would take, without waiting for its running pass to end."""
+    gone = set(before) - set(after) - {owner}
+    if not gone:
+        return []
+    was = sorted(set(before) | {owner})
+    now = sorted(set(after) | {owner})
+    return [
+        n for n in names if preferred_owner(n, was) in gone and preferred_owner(n, now) == owner
+    ]
+
+
 def lease_retry(
     expiries: Mapping[str, datetime | None], now: datetime, before: datetime
 ) -> tuple[list[str], datetime] | None:

@@ -26,7 +26,7 @@ from sync.emulator import Emulator, RecordedRequest
 from sync.engine.cycle import CycleReport
 from sync.engine.runner import Runner
 from sync.engine.store import Presence, Store
-from sync.engine.turns import HELP_TICKS, preferred_owner, presence_window
+from sync.engine.turns import HELP_TICKS, due_first, preferred_owner, presence_window
 from sync.sources.cdr_table import insert_legs
 from sync.timeutil import utcnow
 from tests.engine_fixtures import generated
@@ -177,6 +177,37 @@ def test_a_peer_that_falls_silent_hands_over_its_tenants_after_the_presence_wind
     b.close()
 
 
+def test_a_peer_that_falls_silent_during_a_pass_has_its_tenants_joined_to_that_pass(
+    tmp_path: Path, pg_url: str, emulator: Emulator
+) -> None:
+    clock = StepClock()
+    a, b, shares, names = two_daemons_and_a_wave(tmp_path, pg_url, emulator, clock)
+    window = presence_window(a.settings.daemon.interval)
+    jumped: list[int] = []
+
+    def upload_takes_a_while(done: int, known: int) -> None:
+        # a's first upload of the wave outlasts the presence window; b, killed on another
+        # host just as the wave came, has said nothing since.
+        if not jumped:
+            jumped.append(done)
+            clock.advance(window.total_seconds() + 1)
+
+    try:
+        b.announce()
+        before = len(emulator.requests)
+        reports = {r.tenant: r for r in a.once(drain=False, progress=upload_takes_a_while)}
+    finally:
+        a.close()
+    assert jumped, "a uploaded"
+    assert set(reports) == set(names), "b's tenants joined a's running pass"
+    assert all(r.outcome == "ok" for r in reports.values()), [r.summary() for r in reports.values()]
+    assert labels_uploaded(emulator, before) >= shares[OWNERS[1]], "a uploaded b's new calls"
+    assert unsent(pg_url) == 0, "every call of the wave delivered in that one pass"
+    ids = sent_ids(emulator)
+    assert len(ids) == len(set(ids)), "no call sent twice"
+    b.close()
+
+
 def test_a_busy_peer_that_beats_keeps_its_tenants_until_they_lag_three_ticks(
     tmp_path: Path, pg_url: str, emulator: Emulator
 ) -> None:
@@ -233,6 +264,35 @@ def test_a_lease_left_by_a_dead_peer_on_another_host_is_tried_again_at_its_expir
         a.close()
     assert [(r.tenant, r.outcome, r.sent) for r in again] == [("t03", "ok", 1)]
     assert unsent(pg_url) == 0
+
+
+def test_a_lease_that_expires_during_a_long_pass_is_tried_again_in_that_pass(
+    tmp_path: Path, pg_url: str, emulator: Emulator
+) -> None:
+    names = [f"t{i:02d}" for i in range(10)]
+    settings = tenants_setup(tmp_path, pg_url, emulator, names, calls=40, workers=1)
+    lease = settings.sync.lease_seconds
+    clock = StepClock()
+    a = Runner(settings, owner=OWNERS[0], clock=clock)
+    held = due_first(names, {}, OWNERS[0])[0]  # the first a's pass tries
+    jumped: list[int] = []
+
+    def upload_takes_a_while(done: int, known: int) -> None:
+        if not jumped:  # the next tenant's upload outlasts the dead peer's lease
+            jumped.append(done)
+            clock.advance(lease + 1)
+
+    try:
+        # A daemon of another host took that tenant's lease, then was killed.
+        assert a.store.claim(held, OWNERS[1], lease, clock()) is not None
+        reports = {r.tenant: r for r in a.once(drain=False, progress=upload_takes_a_while)}
+    finally:
+        a.close()
+    assert jumped, "a uploaded"
+    assert reports[held].outcome == "ok", "busy at first, taken once its lease expired"
+    assert reports[held].sent >= 1
+    assert all(r.outcome == "ok" for r in reports.values()), [r.summary() for r in reports.values()]
+    assert unsent(pg_url) == 0, "every call delivered in that one pass"
 
 
 @pytest.mark.parametrize("url", ["pg_url", "sqlite_url"])

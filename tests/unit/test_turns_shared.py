@@ -13,6 +13,7 @@ from sync.engine.turns import (
     heartbeat_seconds,
     lease_retry,
     live_owners,
+    orphans,
     preferred_owner,
     presence_window,
     ranked_owners,
@@ -149,6 +150,28 @@ def test_a_silent_daemons_tenants_are_the_next_in_lines_own_at_once() -> None:
         taken = {n for n in order if of[n] == silent}
         assert taken == {n for n in names if of[n] == silent and ranked_owners(n, THREE)[1] == me}
     assert sorted(n for p in passes.values() for n in p) == sorted(names), "each exactly once"
+
+
+def test_mid_pass_the_survivors_split_a_silent_daemons_tenants_exactly_once() -> None:
+    dead, *survivors = THREE
+    before = owners_of(TENANTS, THREE)
+    taken = {
+        owner: orphans([n for n in TENANTS if before[n] != owner], THREE, survivors, owner)
+        for owner in survivors
+    }
+    theirs = sorted(n for n, o in before.items() if o == dead)
+    assert sorted(taken[survivors[0]] + taken[survivors[1]]) == theirs
+    assert not set(taken[survivors[0]]) & set(taken[survivors[1]])
+    # Each takes what its next pass would: the hash over the survivors.
+    for owner, names in taken.items():
+        assert all(preferred_owner(n, survivors) == owner for n in names)
+
+
+def test_no_orphans_while_every_daemon_beats_or_when_one_joins() -> None:
+    me = THREE[1]
+    assert orphans(TENANTS, THREE, THREE, me) == []
+    assert orphans(TENANTS, THREE, [*THREE, "pbx-d:404"], me) == []
+    assert orphans(TENANTS, THREE[:2], THREE[:2], me) == []
 
 
 def test_the_heartbeat_tells_a_dead_daemon_within_one_interval() -> None:
