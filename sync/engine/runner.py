@@ -34,6 +34,7 @@ from sync.engine.orders import OrderMirror
 from sync.engine.store import Store, TenantState, owner_is_dead, this_owner
 from sync.engine.turns import (
     due_first,
+    freed,
     heartbeat_seconds,
     lease_retry,
     live_owners,
@@ -183,6 +184,7 @@ class Runner:
         states = self._states()
         shared = None if drain else self._share(todo, states)
         others: dict[str, TenantSettings] = {}
+        owners: Collection[str] = ()
         if shared is not None:
             todo, owners = shared
             mine = {t.name for t in todo}
@@ -279,8 +281,7 @@ class Runner:
             held = self.store.held_leases(busy)
         except Exception:  # the pass's lease retry asks again
             return []
-        free = [n for n in busy if n not in held or held[n][1] <= now or owner_is_dead(held[n][0])]
-        return [busy.pop(n) for n in free]
+        return [busy.pop(n) for n in freed(list(busy), held, now, owner_is_dead)]
 
     def _states(self) -> dict[str, TenantState] | None:
         """Every tenant's row, read once for the pass (its share, idle check and order)."""

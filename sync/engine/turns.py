@@ -175,6 +175,18 @@ def lease_retry(
     return group, max(max(soon[n] for n in group), now)
 
 
+def freed(
+    names: Iterable[str],
+    held: Mapping[str, tuple[str, datetime]],
+    now: datetime,
+    is_dead: Callable[[str], bool],
+) -> list[str]:
+    """The tenants of ``names`` a claim would now get, by ``held`` (tenant -> holder, expiry
+    of the leases still set): not held, expired, or held by a pid dead on this host; the rule
+    of ``Store.claim``, on what a pass read."""
+    return [n for n in names if n not in held or held[n][1] <= now or is_dead(held[n][0])]
+
+
 def refresh_turn(
     names: Iterable[str],
     last: Mapping[str, datetime],

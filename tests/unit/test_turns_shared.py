@@ -10,6 +10,7 @@ from sync.engine.store import Presence
 from sync.engine.turns import (
     HELP_TICKS,
     due_first,
+    freed,
     heartbeat_seconds,
     lease_retry,
     live_owners,
@@ -201,6 +202,20 @@ def test_busy_tenants_are_tried_again_at_the_earliest_expiry_before_the_next_tic
     assert lease_retry(expired, NOW, tick) == (["holder-gone"], NOW), "at once"
     assert lease_retry({"renewed": NOW + timedelta(seconds=19)}, NOW, tick) is None
     assert lease_retry({}, NOW, tick) is None
+
+
+def test_busy_tenants_are_free_again_when_released_expired_or_their_holder_died_here() -> None:
+    held = {
+        "live": ("pbx-b:202", NOW + GRACE),
+        "expired": ("pbx-b:202", NOW),
+        "dead": ("vm:999", NOW + GRACE),
+    }
+    names = ["released", "live", "expired", "dead"]
+    assert freed(names, held, NOW, lambda owner: owner == "vm:999") == [
+        "released",
+        "expired",
+        "dead",
+    ]
 
 
 def test_live_owners_drop_stale_rows_and_dead_pids() -> None:
